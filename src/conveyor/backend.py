@@ -251,6 +251,19 @@ class TokenRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Record:
+    """A small versioned JSON document, for state that built-in handlers share across
+    processes (webhook endpoints, circuit breakers). ``version`` starts at 1 and grows by one
+    on every write."""
+
+    namespace: str
+    key: str
+    value: JSONObject
+    version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class MigrationStatus:
     current: int
     latest: int
@@ -384,6 +397,27 @@ class TokenStore(Protocol):
     async def revoke_token(self, token_id: str) -> bool:
         """True when a live token was revoked."""
         ...
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    """Versioned JSON records by (namespace, key), with compare-and-set writes."""
+
+    async def get_record(self, namespace: str, key: str) -> Record | None: ...
+
+    async def list_records(self, namespace: str) -> list[Record]:
+        """Every record of the namespace, sorted by key."""
+        ...
+
+    async def put_record(
+        self, namespace: str, key: str, value: JSONObject, expect_version: int | None = None
+    ) -> Record:
+        """Write a record. ``expect_version=None``: unconditional upsert. ``0``: create only if
+        absent. ``n``: update only if the stored version is ``n``. Otherwise raise
+        ``RecordConflict`` and change nothing."""
+        ...
+
+    async def delete_record(self, namespace: str, key: str) -> bool: ...
 
 
 @runtime_checkable

@@ -11,7 +11,8 @@ one-line messages and exit codes.
     ├── ConfigurationError          bad URL, unknown scheme, setting
     ├── BackendError                the store could not do what was asked
     │   ├── BackendUnavailable      cannot reach the server (retry later)
-    │   └── MigrationError          schema missing, too new, or a migration failed
+    │   ├── MigrationError          schema missing, too new, or a migration failed
+    │   └── RecordConflict          a compare-and-set write lost (version changed)
     ├── JobError
     │   ├── JobNotFound             no job with that id
     │   ├── InvalidTransition       the job's status does not allow that verb
@@ -53,6 +54,13 @@ class BackendUnavailable(BackendError):
 
 class MigrationError(BackendError):
     """The schema is missing, newer than this code, or a migration failed."""
+
+
+class RecordConflict(BackendError):
+    def __init__(self, namespace: str, key: str) -> None:
+        super().__init__(f"record {namespace}/{key} changed concurrently")
+        self.namespace = namespace
+        self.key = key
 
 
 class JobError(ConveyorError):
