@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "conveyor.cli.worker",  # worker, migrate
     "conveyor.cli.client",  # submit, jobs, dlq, queues, workers
     "conveyor.cli.tokens",  # token create/list/revoke
+    "conveyor.cli.webhooks",  # webhooks endpoints
 )
 
 EXIT_ERROR = 1

@@ -1,0 +1,99 @@
+-- Prelude shared by every Conveyor script (scripts.py prepends it to each script body).
+-- ARGV[1]: the key prefix. ARGV[2]: now in microseconds since the epoch, or '' to read the
+-- server's TIME (production: one clock for every worker). Keys are built from the prefix,
+-- so a Redis Cluster needs the whole prefix inside a hash tag, e.g. prefix={conveyor}.
+--
+-- Job hash fields: q queue, k kind, p payload, s status, pr priority, ra run_at, a attempts,
+-- ma max_attempts, ca created_at, ua updated_at, to timeout, ik idempotency key, lo lease
+-- owner, lt lease token, le lease expiry, sa started_at, fa finished_at, r result, e errors
+-- (JSON objects joined by commas), pg progress, tr trace, rs rescues, cr cancel requested.
+-- Every time is integer microseconds; numbers are formatted with fmt(), never tostring(),
+-- which would print 1.9e+15.
+local P = ARGV[1]
+local NOW
+if ARGV[2] == '' then
+  local t = redis.call('TIME')
+  NOW = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  NOW = tonumber(ARGV[2])
+end
+
+local function fmt(n) return string.format('%.0f', n) end
+local NOW_S = fmt(NOW)
+local COUNTS = P .. ':counts'
+local RUNNING = P .. ':running'
+
+local function jkey(id) return P .. ':job:' .. id end
+
+-- Per-status id indexes (score 0, ordered by id) and the per queue/status counters move
+-- together, so stats never scan. Counter changes are summed in DELTAS and written once per
+-- script by flush_counts(), which every script that moves a job between statuses calls
+-- before it returns (a test compares counters with the indexes after every verb).
+local DELTAS = {}
+local function index_status(id, queue, from, to)
+  if from then
+    redis.call('ZREM', P .. ':st:' .. from, id)
+    local field = from .. ':' .. queue
+    DELTAS[field] = (DELTAS[field] or 0) - 1
+  end
+  if to then
+    redis.call('ZADD', P .. ':st:' .. to, 0, id)
+    local field = to .. ':' .. queue
+    DELTAS[field] = (DELTAS[field] or 0) + 1
+  end
+end
+
+local function flush_counts()
+  for field, delta in pairs(DELTAS) do
+    if delta ~= 0 then redis.call('HINCRBY', COUNTS, field, delta) end
+  end
+  DELTAS = {}
+end
+
+-- Ready set of a queue: score -priority (exact integers), member run_at (16 digits) | id,
+-- so ZRANGE yields priority desc, then run_at asc, then id asc, exactly.
+local function ready_member(run_at, id) return string.format('%016.0f', run_at) .. '|' .. id end
+
+local function make_ready(id, queue, priority, run_at)
+  redis.call('ZADD', P .. ':ready:' .. queue, -priority, ready_member(run_at, id))
+end
+
+local function schedule(id, queue, run_at)
+  redis.call('ZADD', P .. ':sched:' .. queue, fmt(run_at), id)
+end
+
+local function unwait(id, queue, run_at)
+  redis.call('ZREM', P .. ':ready:' .. queue, ready_member(run_at, id))
+  redis.call('ZREM', P .. ':sched:' .. queue, id)
+end
+
+local function wake(queue) redis.call('PUBLISH', P .. ':notify', queue) end
+
+local function append_error(key, entry)
+  local old = redis.call('HGET', key, 'e')
+  if old then entry = old .. ',' .. entry end
+  redis.call('HSET', key, 'e', entry)
+end
+
+local function drop_lease(key, id)
+  redis.call('HDEL', key, 'lo', 'lt', 'le')
+  redis.call('ZREM', RUNNING, id)
+end
+
+-- Any status -> a final one: indexes, finished set (for retention), lease cleared.
+local function finish(id, key, queue, from, to)
+  index_status(id, queue, from, to)
+  redis.call('ZADD', P .. ':fin:' .. to .. ':' .. queue, NOW_S, id)
+  redis.call('HSET', key, 's', to, 'fa', NOW_S, 'ua', NOW_S)
+  drop_lease(key, id)
+end
+
+-- Running (held lease) -> queued now, e.g. release and rescue.
+local function back_to_queue(id, key, queue, priority)
+  index_status(id, queue, 'running', 'queued')
+  redis.call('HSET', key, 's', 'queued', 'ra', NOW_S, 'ua', NOW_S)
+  drop_lease(key, id)
+  make_ready(id, queue, priority, NOW)
+  wake(queue)
+end
+

@@ -1,0 +1,274 @@
+"""The life of a job on Redis: enqueue, claim, renew, complete, fail, release, rescue,
+cancel, get and progress. Each verb is one Lua script call (one round trip, atomic); batch
+verbs take the whole batch in that one call.
+
+Used by ``RedisBackend`` (which mixes this in); the scripts are in ``lua/``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import cast
+
+import orjson
+
+from conveyor.backend import (
+    DEFAULT_MAX_RESCUES,
+    ClaimedJob,
+    ClaimRequest,
+    Completion,
+    Enqueued,
+    FailRequest,
+    Lease,
+    RenewOutcome,
+    RescueOutcome,
+)
+from conveyor.backends.redis.codec import (
+    at,
+    decoded,
+    encode_error,
+    job_from_fields,
+    lease_of,
+    micros_of,
+    pairs,
+)
+from conveyor.backends.redis.connection import RedisCore, Reply, translated
+from conveyor.clock import to_micros
+from conveyor.errors import (
+    BackendError,
+    InvalidPayload,
+    InvalidTransition,
+    JobNotFound,
+    LeaseLost,
+    QueueFull,
+)
+from conveyor.ids import new_job_id, new_token
+from conveyor.jobs import Job, JobId, JobStatus, JSONObject, JSONValue, NewJob
+
+ENQUEUE_CHUNK = 5_000  # jobs per script call; a bigger batch runs as chunks in one MULTI
+PROMOTE_BOUND = 1_000  # due scheduled jobs moved to the ready set per queue per claim
+QUEUE_FULL_RETRY = timedelta(seconds=5)
+
+
+def as_list(reply: Reply) -> list[Reply]:
+    if not isinstance(reply, list):
+        raise BackendError(f"unexpected reply from a Conveyor script: {reply!r}")
+    return reply
+
+
+def as_bytes(reply: Reply) -> bytes:
+    if not isinstance(reply, bytes):
+        raise BackendError(f"unexpected reply from a Conveyor script: {reply!r}")
+    return reply
+
+
+def as_ids(reply: Reply) -> list[JobId]:
+    return [JobId(as_bytes(item).decode()) for item in as_list(reply)]
+
+
+def json_list(reply: Reply) -> list[JSONValue]:
+    """A script reply that Lua encoded with cjson (one bulk string, parsed by orjson)."""
+    value: JSONValue = orjson.loads(as_bytes(reply))
+    if not isinstance(value, list):
+        raise BackendError(f"unexpected reply from a Conveyor script: {value!r}")
+    return value
+
+
+def job_of(job_id: JSONValue, flat: JSONValue) -> Job:
+    if not isinstance(job_id, str) or not isinstance(flat, list):
+        raise BackendError(f"unexpected job in a script reply: {job_id!r}")
+    return job_from_fields(job_id, pairs([str(x) for x in flat]))
+
+
+def _payload(job: NewJob) -> bytes:
+    try:
+        return orjson.dumps(job.payload)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidPayload(f"the payload of a {job.kind!r} job is not JSON: {exc}") from exc
+
+
+def _job_args(job: NewJob, job_id: str) -> list[str | bytes | int]:
+    return [
+        job_id,
+        job.queue,
+        job.kind,
+        _payload(job),
+        job.priority,
+        "" if job.run_at is None else to_micros(job.run_at),
+        "" if job.delay is None else micros_of(job.delay),
+        job.max_attempts,
+        "" if job.timeout is None else micros_of(job.timeout),
+        job.idempotency_key or "",
+        job.trace or "",
+    ]
+
+
+def _created(job: NewJob, job_id: str, run_at: int, now: int) -> Job:
+    created = at(now)
+    return Job(
+        id=JobId(job_id),
+        queue=job.queue,
+        kind=job.kind,
+        payload=job.payload,
+        status=JobStatus.SCHEDULED if run_at > now else JobStatus.QUEUED,
+        priority=job.priority,
+        run_at=at(run_at),
+        attempts=0,
+        max_attempts=job.max_attempts,
+        created_at=created,
+        updated_at=created,
+        timeout=job.timeout,
+        idempotency_key=job.idempotency_key,
+        trace=job.trace,
+    )
+
+
+class RedisJobStore:
+    """The hot-path verbs. ``_core`` is set by ``RedisBackend``."""
+
+    _core: RedisCore
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        if not jobs:
+            return []
+        ids = [job.id or new_job_id() for job in jobs]
+        chunks = [
+            range(i, min(i + ENQUEUE_CHUNK, len(jobs))) for i in range(0, len(jobs), ENQUEUE_CHUNK)
+        ]
+        guard = new_token(8)
+        calls: list[list[str | bytes | int]] = []
+        for n, chunk in enumerate(chunks):
+            role = (
+                ""
+                if len(chunks) == 1
+                else ("first" if n == 0 else "last" if n == len(chunks) - 1 else "next")
+            )
+            later: list[str | int] = []
+            if role == "first":
+                rest = Counter(jobs[i].queue for i in range(chunk.stop, len(jobs)))
+                for queue, count in rest.items():
+                    later += [queue, count]
+            args: list[str | bytes | int] = [guard, role, len(later) // 2, *later, len(chunk)]
+            for i in chunk:
+                args += _job_args(jobs[i], ids[i])
+            calls.append(args)
+        if len(calls) == 1:
+            replies = [await self._core.run("enqueue", *calls[0])]
+        else:
+            replies = await self._core.run_in_transaction("enqueue", calls)
+        first = json_list(replies[0])
+        if first[0] == "queuefull":
+            raise QueueFull(str(first[1]), int(str(first[2])), QUEUE_FULL_RETRY)
+        out: list[Enqueued] = []
+        for chunk, reply in zip(chunks, replies, strict=True):
+            items = json_list(reply)
+            now = int(str(items[0]))
+            for i, item in zip(chunk, items[1:], strict=True):
+                if isinstance(item, str):
+                    out.append(Enqueued(_created(jobs[i], ids[i], int(item), now), True))
+                elif isinstance(item, list):
+                    out.append(Enqueued(job_of(item[0], item[1]), False))
+        return out
+
+    async def claim(self, request: ClaimRequest) -> list[ClaimedJob]:
+        if request.limit <= 0 or not request.queues:
+            return []
+        queues = list(dict.fromkeys(request.queues))
+        reply = json_list(
+            await self._core.run(
+                "claim",
+                request.worker,
+                new_token(8),
+                micros_of(request.lease_for),
+                request.limit,
+                PROMOTE_BOUND,
+                *queues,
+            )
+        )
+        claimed: list[ClaimedJob] = []
+        for item in reply[1:]:
+            if not isinstance(item, list):
+                raise BackendError(f"unexpected claim reply: {item!r}")
+            job_id, token, flat = item
+            job = job_of(job_id, flat)
+            claimed.append(ClaimedJob(job, lease_of(job, str(token))))
+        return claimed
+
+    async def renew(self, leases: Sequence[Lease], lease_for: timedelta) -> RenewOutcome:
+        if not leases:
+            return RenewOutcome()
+        args: list[str | int] = [micros_of(lease_for)]
+        for lease in leases:
+            args += [lease.job_id, lease.token]
+        renewed, lost, cancel = as_list(await self._core.run("renew", *args))
+        return RenewOutcome(
+            renewed=frozenset(as_ids(renewed)),
+            lost=frozenset(as_ids(lost)),
+            cancel_requested=frozenset(as_ids(cancel)),
+        )
+
+    async def complete(self, completions: Sequence[Completion]) -> list[JobId]:
+        if not completions:
+            return []
+        args: list[str | bytes] = []
+        for c in completions:
+            args += [c.lease.job_id, c.lease.token, orjson.dumps(c.result)]
+        return as_ids(await self._core.run("complete", *args))
+
+    async def fail(self, request: FailRequest) -> Job:
+        lease = request.lease
+        reply = json_list(
+            await self._core.run(
+                "fail",
+                lease.job_id,
+                lease.token,
+                b"" if request.error is None else encode_error(request.error),
+                "" if request.retry_after is None else micros_of(request.retry_after),
+                "1" if request.charge_attempt else "0",
+            )
+        )
+        if reply[0] != "ok":
+            raise LeaseLost(lease.job_id)
+        return job_of(lease.job_id, reply[1])
+
+    async def release(self, leases: Sequence[Lease]) -> list[JobId]:
+        if not leases:
+            return []
+        args: list[str] = []
+        for lease in leases:
+            args += [lease.job_id, lease.token]
+        return as_ids(await self._core.run("release", *args))
+
+    async def rescue(
+        self, limit: int = 1000, max_rescues: int = DEFAULT_MAX_RESCUES
+    ) -> RescueOutcome:
+        requeued, failed, cancelled = as_list(
+            await self._core.run("rescue", max(limit, 0), max_rescues)
+        )
+        return RescueOutcome(
+            requeued=tuple(as_ids(requeued)),
+            failed=tuple(as_ids(failed)),
+            cancelled=tuple(as_ids(cancelled)),
+        )
+
+    async def cancel(self, job_id: JobId) -> Job:
+        reply = json_list(await self._core.run("cancel", job_id))
+        if reply[0] == "notfound":
+            raise JobNotFound(job_id)
+        if reply[0] == "invalid":
+            raise InvalidTransition(job_id, str(reply[1]), "cancel")
+        return job_of(job_id, reply[1])
+
+    async def get(self, job_id: JobId) -> Job | None:
+        with translated():
+            fields = cast(
+                "dict[bytes, bytes]", await self._core.client.hgetall(self._core.key("job", job_id))
+            )
+        return job_from_fields(job_id, decoded(fields)) if fields else None
+
+    async def set_progress(self, lease: Lease, progress: JSONObject) -> None:
+        done = await self._core.run("progress", lease.job_id, lease.token, orjson.dumps(progress))
+        if done != 1:
+            raise LeaseLost(lease.job_id)

@@ -1,0 +1,1 @@
+SELECT /*job_columns*/ FROM conveyor_jobs WHERE id = ?

@@ -1,0 +1,1 @@
+SELECT queue, paused, max_depth FROM conveyor_queues ORDER BY queue

@@ -1,0 +1,1 @@
+DELETE FROM conveyor_records WHERE namespace = ? AND key = ?

@@ -1,0 +1,2 @@
+SELECT namespace, key, value, version, updated_at FROM conveyor_records
+WHERE namespace = ? AND key = ?

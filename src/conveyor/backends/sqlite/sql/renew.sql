@@ -1,0 +1,3 @@
+UPDATE conveyor_jobs SET lease_expires_at = ?
+WHERE id = ? AND status = 'running' AND lease_token = ?
+RETURNING cancel_requested

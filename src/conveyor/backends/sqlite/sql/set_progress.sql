@@ -1,0 +1,2 @@
+UPDATE conveyor_jobs SET progress = ?, updated_at = ?
+WHERE id = ? AND status = 'running' AND lease_token = ?

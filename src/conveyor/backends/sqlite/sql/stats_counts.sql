@@ -1,0 +1,1 @@
+SELECT queue, status, count(*) FROM conveyor_jobs GROUP BY queue, status

@@ -1,0 +1,2 @@
+SELECT id, name, scopes, secret_hash, created_at, revoked_at FROM conveyor_tokens
+ORDER BY created_at, id
