@@ -421,7 +421,7 @@ class RecordStore(Protocol):
 
 
 @runtime_checkable
-class Backend(JobStore, QueueAdmin, JobLogs, WorkerRegistry, TokenStore, Protocol):
+class Backend(JobStore, QueueAdmin, JobLogs, WorkerRegistry, TokenStore, RecordStore, Protocol):
     """An engine: all the seams above, plus lifecycle and wake-ups."""
 
     capabilities: frozenset[Capability]

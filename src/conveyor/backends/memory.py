@@ -34,16 +34,16 @@ from conveyor.backend import (
     RenewOutcome,
     RequeueRequest,
     RescueOutcome,
-    TokenRecord,
-    WorkerInfo,
 )
 from conveyor.backends.memory_index import (
     QUEUE_FULL_RETRY_AFTER,
+    MemoryRegistry,
     copy_json,
     list_page,
     matches,
     queue_stats,
 )
+from conveyor.backends.memory_records import MemoryRecords
 from conveyor.clock import Clock, SystemClock
 from conveyor.errors import JobNotFound, LeaseLost, QueueFull
 from conveyor.ids import new_job_id, new_token
@@ -55,7 +55,6 @@ from conveyor.jobs import (
     JSONObject,
     NewJob,
     Verb,
-    WorkerId,
     check_transition,
 )
 
@@ -63,21 +62,22 @@ LEASE_EXPIRED_TYPE = "conveyor.LeaseExpired"
 MIGRATION = MigrationStatus(current=1, latest=1)
 
 
-class MemoryBackend:
-    """All state in dicts of immutable ``Job`` values; a transition replaces the value."""
+class MemoryBackend(MemoryRegistry, MemoryRecords):
+    """All state in dicts of immutable ``Job`` values; a transition replaces the value.
+    Workers and API tokens live in ``MemoryRegistry``, shared records in ``MemoryRecords``."""
 
     capabilities: frozenset[Capability] = frozenset({Capability.NOTIFY})
     url: str = "memory://"
 
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock: Clock = clock or SystemClock()
+        MemoryRegistry.__init__(self, self._clock)
+        MemoryRecords.__init__(self, self._clock)
         self._jobs: dict[JobId, Job] = {}
         self._tokens_by_job: dict[JobId, str] = {}  # lease token of each running job
         self._by_key: dict[str, JobId] = {}  # idempotency key -> job
         self._logs: dict[JobId, list[LogLine]] = {}
         self._queues: dict[str, QueueSettings] = {}
-        self._workers: dict[WorkerId, WorkerInfo] = {}
-        self._api_tokens: dict[str, TokenRecord] = {}
         self._waiters: list[tuple[frozenset[str], asyncio.Future[None]]] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -86,9 +86,10 @@ class MemoryBackend:
         return None
 
     async def close(self) -> None:
+        # Wake every sleeper rather than cancel it: a wake-up is only a hint, and cancelling
+        # would look to the caller as if its own task had been cancelled.
         for _, waiter in self._waiters:
-            if not waiter.done():
-                waiter.cancel()
+            _wake(waiter)
         self._waiters.clear()
 
     async def migrate(self) -> MigrationStatus:
@@ -117,9 +118,9 @@ class MemoryBackend:
         """Wake every waiter on one of ``queues`` (a job there may have become claimable)."""
         if not queues:
             return
-        for wanted, future in self._waiters:
-            if not future.done() and wanted & queues:
-                future.set_result(None)
+        for wanted, future in tuple(self._waiters):
+            if wanted & queues:
+                _wake(future)
 
     # ------------------------------------------------------------------ enqueue
 
@@ -479,42 +480,21 @@ class MemoryBackend:
         # seq n sits at index n - 1, so lines after ``after`` start at index ``after``.
         return log[max(0, after) : max(0, after) + max(0, limit)]
 
-    # ------------------------------------------------------------------ workers
 
-    async def upsert_worker(self, info: WorkerInfo) -> None:
-        self._workers[info.id] = replace(info, last_seen_at=self._clock.now())
+def _wake(future: asyncio.Future[None]) -> None:
+    """Resolve a waiter's future on its own loop: the sync app API enqueues from a portal
+    thread while a worker may wait on another loop, and futures are not thread-safe."""
 
-    async def list_workers(self, seen_within: timedelta) -> list[WorkerInfo]:
-        horizon = self._clock.now() - seen_within
-        return sorted(
-            (
-                w
-                for w in self._workers.values()
-                if w.last_seen_at is not None and w.last_seen_at >= horizon
-            ),
-            key=lambda w: w.id,
-        )
+    def resolve() -> None:
+        if not future.done():
+            future.set_result(None)
 
-    async def remove_worker(self, worker_id: WorkerId) -> None:
-        self._workers.pop(worker_id, None)
-
-    # ------------------------------------------------------------------ API tokens
-
-    async def create_token(self, record: TokenRecord) -> None:
-        self._api_tokens[record.id] = record
-
-    async def list_tokens(self) -> list[TokenRecord]:
-        return sorted(self._api_tokens.values(), key=lambda t: (t.created_at, t.id))
-
-    async def find_token(self, secret_hash: str) -> TokenRecord | None:
-        for record in self._api_tokens.values():
-            if record.secret_hash == secret_hash:
-                return record
-        return None
-
-    async def revoke_token(self, token_id: str) -> bool:
-        record = self._api_tokens.get(token_id)
-        if record is None or record.revoked_at is not None:
-            return False
-        self._api_tokens[token_id] = replace(record, revoked_at=self._clock.now())
-        return True
+    loop = future.get_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        resolve()
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(resolve)

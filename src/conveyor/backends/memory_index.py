@@ -1,20 +1,33 @@
-"""Read-side helpers of the in-memory engine: filters, pages, queue statistics and JSON copies.
+"""Side parts of the in-memory engine: filters, pages, queue statistics, JSON copies, and
+the worker and API-token registries.
 
-Called only by ``conveyor.backends.memory``; pure functions over ``Job`` values, kept apart so
-the engine module holds just the write path (the verbs and their transitions).
+Called only by ``conveyor.backends.memory``; kept apart so the engine module holds just the
+life of a job (the verbs and their transitions). Same rule as there: no ``await`` between a
+read and the write that depends on it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar, cast
 
 import orjson
 
-from conveyor.backend import LIST_LIMIT_MAX, JobFilter, ListRequest, Page, QueueSettings, QueueStats
+from conveyor.backend import (
+    LIST_LIMIT_MAX,
+    JobFilter,
+    ListRequest,
+    Page,
+    QueueSettings,
+    QueueStats,
+    TokenRecord,
+    WorkerInfo,
+)
+from conveyor.clock import Clock
 from conveyor.errors import InvalidPayload
-from conveyor.jobs import Job, JobId, JobStatus, JSONValue
+from conveyor.jobs import Job, JobId, JobStatus, JSONValue, WorkerId
 
 QUEUE_FULL_RETRY_AFTER = timedelta(seconds=1)
 """The ``Retry-After`` hint given with ``QueueFull``: the memory engine cannot predict when
@@ -92,3 +105,46 @@ def queue_stats(
         paused=settings.paused,
         max_depth=settings.max_depth,
     )
+
+
+class MemoryRegistry:
+    """The ``WorkerRegistry`` and ``TokenStore`` seams over two dicts."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._registry_clock = clock
+        self._workers: dict[WorkerId, WorkerInfo] = {}
+        self._api_tokens: dict[str, TokenRecord] = {}
+
+    async def upsert_worker(self, info: WorkerInfo) -> None:
+        self._workers[info.id] = replace(info, last_seen_at=self._registry_clock.now())
+
+    async def list_workers(self, seen_within: timedelta) -> list[WorkerInfo]:
+        horizon = self._registry_clock.now() - seen_within
+        seen = [
+            w
+            for w in self._workers.values()
+            if w.last_seen_at is not None and w.last_seen_at >= horizon
+        ]
+        return sorted(seen, key=lambda w: w.id)
+
+    async def remove_worker(self, worker_id: WorkerId) -> None:
+        self._workers.pop(worker_id, None)
+
+    async def create_token(self, record: TokenRecord) -> None:
+        self._api_tokens[record.id] = record
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        return sorted(self._api_tokens.values(), key=lambda t: (t.created_at, t.id))
+
+    async def find_token(self, secret_hash: str) -> TokenRecord | None:
+        for record in self._api_tokens.values():
+            if record.secret_hash == secret_hash:
+                return record
+        return None
+
+    async def revoke_token(self, token_id: str) -> bool:
+        record = self._api_tokens.get(token_id)
+        if record is None or record.revoked_at is not None:
+            return False
+        self._api_tokens[token_id] = replace(record, revoked_at=self._registry_clock.now())
+        return True

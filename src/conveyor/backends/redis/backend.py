@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from conveyor.backend import Capability, MigrationStatus
-from conveyor.backends import mask_url
 from conveyor.backends.redis.admin import (
     RedisLogs,
     RedisQueueAdmin,
@@ -27,6 +26,7 @@ from conveyor.backends.redis.notify import Notifier
 from conveyor.backends.redis.records import RedisRecords
 from conveyor.backends.redis.store import RedisJobStore
 from conveyor.clock import Clock
+from conveyor.database_url import mask_url
 from conveyor.errors import MigrationError
 
 SCHEMA_VERSION = 1

@@ -1,0 +1,352 @@
+"""``JobStore`` for PostgreSQL: the verbs of a job's life, one SQL statement (one round trip)
+each, from ``sql/*.sql``. Mixed into ``PostgresBackend``; ``enqueue_rows`` is shared with the
+transactional ``PostgresBackend.enqueue_in``.
+
+Every transition out of ``running`` is fenced in SQL on ``status = 'running' AND
+lease_token = <the lease's token>``; the batch verbs (renew, complete, release) send their
+leases as arrays and learn which ones were lost from what the statement returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, timedelta
+
+import orjson
+import psycopg
+from psycopg import AsyncCursor
+from psycopg.rows import DictRow
+
+from conveyor.backend import (
+    DEFAULT_MAX_RESCUES,
+    LIST_LIMIT_MAX,
+    ClaimedJob,
+    ClaimRequest,
+    Completion,
+    Enqueued,
+    FailRequest,
+    JobFilter,
+    Lease,
+    ListRequest,
+    Page,
+    PurgeRequest,
+    RenewOutcome,
+    RequeueRequest,
+    RescueOutcome,
+)
+from conveyor.backends.postgres.database import QUEUE_FULL_SQLSTATE, Database
+from conveyor.backends.postgres.queries import QUERIES
+from conveyor.backends.postgres.rows import (
+    dumps,
+    error_json,
+    job_from_row,
+    parse_id,
+    parse_ids,
+)
+from conveyor.errors import (
+    InvalidPayload,
+    InvalidTransition,
+    JobNotFound,
+    LeaseLost,
+    QueueFull,
+)
+from conveyor.ids import new_job_id
+from conveyor.jobs import Job, JobId, JobStatus, JSONObject, NewJob
+
+QUEUE_FULL_RETRY_AFTER = timedelta(seconds=1)
+REQUEUABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def _micros(value: timedelta | None) -> int | None:
+    return None if value is None else value // timedelta(microseconds=1)
+
+
+def _enqueue_params(jobs: Sequence[NewJob], db: Database) -> dict[str, object]:
+    """The batch as one JSON array (see conveyor_enqueue in migrations/0001_init.sql)."""
+    batch: list[dict[str, object]] = []
+    for job in jobs:
+        parsed = parse_id(job.id) if job.id is not None else parse_id(new_job_id())
+        if parsed is None:
+            raise InvalidPayload(f"job id {job.id!r} is not a UUID")
+        batch.append(
+            {
+                "id": parsed,
+                "queue": job.queue,
+                "kind": job.kind,
+                "payload": job.payload,
+                "priority": job.priority,
+                "run_at": None if job.run_at is None else job.run_at.astimezone(UTC),
+                "delay_us": _micros(job.delay),
+                "max_attempts": job.max_attempts,
+                "timeout_us": _micros(job.timeout),
+                "idempotency_key": job.idempotency_key,
+                "trace": job.trace,
+            }
+        )
+    if len({item["id"] for item in batch}) != len(batch):
+        raise InvalidPayload("the same job id appears twice in one enqueue")
+    try:
+        encoded = orjson.dumps(batch).decode()
+    except TypeError as exc:
+        raise InvalidPayload(f"payload is not JSON-serialisable: {exc}") from exc
+    return {"now": db.now_param(), "jobs": encoded}
+
+
+async def enqueue_rows(
+    cur: AsyncCursor[DictRow], jobs: Sequence[NewJob], db: Database
+) -> list[Enqueued]:
+    """Run the enqueue statement on ``cur`` (the pool's or the caller's connection)."""
+    if not jobs:
+        return []
+    params = _enqueue_params(jobs, db)
+    try:
+        await cur.execute(QUERIES.enqueue, params)
+    except psycopg.Error as exc:
+        if exc.sqlstate == QUEUE_FULL_SQLSTATE:
+            queue = exc.diag.message_detail or ""
+            max_depth = int(exc.diag.message_hint or 0)
+            raise QueueFull(queue, max_depth, QUEUE_FULL_RETRY_AFTER) from exc
+        if isinstance(exc, psycopg.DataError):
+            raise InvalidPayload(f"PostgreSQL refused the job: {exc}") from exc
+        raise
+    rows = await cur.fetchall()
+    return [Enqueued(job=job_from_row(row), created=bool(row["created"])) for row in rows]
+
+
+def _filter_params(flt: JobFilter) -> dict[str, object] | None:
+    """Parameters shared by list and requeue; None when the filter can match nothing."""
+    ids = parse_ids(flt.ids)
+    if flt.ids and not ids:
+        return None
+    return {
+        "queues": sorted(flt.queues) or None,
+        "kinds": sorted(flt.kinds) or None,
+        "ids": ids or None,
+        "created_after": flt.created_after,
+        "created_before": flt.created_before,
+    }
+
+
+def _leases_json(leases: Sequence[Lease]) -> str:
+    """Leases as one JSON array of {id, token}; ids that are not UUIDs are left out (they
+    cannot be current, so they come back as lost)."""
+    items = [
+        {"id": lease.job_id, "token": lease.token}
+        for lease in leases
+        if parse_id(lease.job_id) is not None
+    ]
+    return orjson.dumps(items).decode()
+
+
+def _lost(leases: Sequence[Lease], kept: set[str]) -> list[JobId]:
+    return list(dict.fromkeys(lease.job_id for lease in leases if lease.job_id not in kept))
+
+
+class PostgresJobStore:
+    _db: Database
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        if not jobs:
+            return []
+        async with self._db.cursor() as cur:
+            return await enqueue_rows(cur, jobs, self._db)
+
+    async def claim(self, request: ClaimRequest) -> list[ClaimedJob]:
+        queues = list(dict.fromkeys(request.queues))
+        if request.limit <= 0 or not queues:
+            return []
+        params: dict[str, object] = {
+            "now": self._db.now_param(),
+            "limit": request.limit,
+            "worker": request.worker,
+            "lease_for": request.lease_for,
+        }
+        if len(queues) == 1:
+            query, params["queue"] = QUERIES.claim_one_queue, queues[0]
+        else:
+            query, params["queues"] = QUERIES.claim, queues
+        async with self._db.cursor() as cur:
+            await cur.execute(query, params)
+            rows = await cur.fetchall()
+        jobs = sorted(
+            ((job_from_row(row), str(row["lease_token"])) for row in rows),
+            key=lambda pair: (-pair[0].priority, pair[0].run_at, pair[0].id),
+        )
+        return [
+            ClaimedJob(
+                job=job,
+                lease=Lease(job_id=job.id, owner=request.worker, token=token, attempt=job.attempts),
+            )
+            for job, token in jobs
+        ]
+
+    async def renew(self, leases: Sequence[Lease], lease_for: timedelta) -> RenewOutcome:
+        if not leases:
+            return RenewOutcome()
+        params = {
+            "now": self._db.now_param(),
+            "leases": _leases_json(leases),
+            "lease_for": lease_for,
+        }
+        async with self._db.cursor() as cur:
+            await cur.execute(QUERIES.renew, params)
+            rows = await cur.fetchall()
+        renewed = {str(row["id"]) for row in rows}
+        return RenewOutcome(
+            renewed=frozenset(JobId(i) for i in renewed),
+            lost=frozenset(_lost(leases, renewed)),
+            cancel_requested=frozenset(JobId(str(r["id"])) for r in rows if r["cancel_requested"]),
+        )
+
+    async def complete(self, completions: Sequence[Completion]) -> list[JobId]:
+        if not completions:
+            return []
+        batch = [
+            {"id": c.lease.job_id, "token": c.lease.token, "result": c.result}
+            for c in completions
+            if parse_id(c.lease.job_id) is not None
+        ]
+        try:
+            encoded = orjson.dumps(batch).decode()
+        except TypeError as exc:
+            raise ValueError(f"a result is not JSON-serialisable: {exc}") from exc
+        params = {"now": self._db.now_param(), "completions": encoded}
+        async with self._db.cursor() as cur:
+            await cur.execute(QUERIES.complete, params)
+            rows = await cur.fetchall()
+        return _lost([c.lease for c in completions], {str(row["id"]) for row in rows})
+
+    async def fail(self, request: FailRequest) -> Job:
+        job_id = parse_id(request.lease.job_id)
+        if job_id is None:
+            raise LeaseLost(request.lease.job_id)
+        params = {
+            "now": self._db.now_param(),
+            "id": job_id,
+            "token": request.lease.token,
+            "retry_after": request.retry_after,
+            "charge": request.charge_attempt,
+            "error": error_json(request.error),
+        }
+        async with self._db.cursor() as cur:
+            await cur.execute(QUERIES.fail, params)
+            row = await cur.fetchone()
+        if row is None:
+            raise LeaseLost(request.lease.job_id)
+        return job_from_row(row)
+
+    async def release(self, leases: Sequence[Lease]) -> list[JobId]:
+        if not leases:
+            return []
+        params = {"now": self._db.now_param(), "leases": _leases_json(leases)}
+        async with self._db.cursor() as cur:
+            await cur.execute(QUERIES.release, params)
+            rows = await cur.fetchall()
+        return _lost(leases, {str(row["id"]) for row in rows})
+
+    async def rescue(
+        self, limit: int = 1000, max_rescues: int = DEFAULT_MAX_RESCUES
+    ) -> RescueOutcome:
+        if limit <= 0:
+            return RescueOutcome()
+        params = {"now": self._db.now_param(), "limit": limit, "max_rescues": max_rescues}
+        async with self._db.cursor() as cur:
+            await cur.execute(QUERIES.rescue, params)
+            rows = await cur.fetchall()
+        by_status: dict[str, list[JobId]] = {"queued": [], "failed": [], "cancelled": []}
+        for row in rows:
+            by_status[str(row["status"])].append(JobId(str(row["id"])))
+        return RescueOutcome(
+            requeued=tuple(by_status["queued"]),
+            failed=tuple(by_status["failed"]),
+            cancelled=tuple(by_status["cancelled"]),
+        )
+
+    async def cancel(self, job_id: JobId) -> Job:
+        parsed = parse_id(job_id)
+        if parsed is None:
+            raise JobNotFound(job_id)
+        async with self._db.cursor() as cur:
+            await cur.execute(QUERIES.cancel, {"now": self._db.now_param(), "id": parsed})
+            row = await cur.fetchone()
+            if row is not None:
+                return job_from_row(row)
+            await cur.execute(QUERIES.job_exists, {"id": parsed})
+            existing = await cur.fetchone()
+        if existing is None:
+            raise JobNotFound(job_id)
+        raise InvalidTransition(job_id, str(existing["status"]), "cancel")
+
+    async def requeue(self, request: RequeueRequest) -> list[JobId]:
+        wanted = request.filter.statuses or frozenset(REQUEUABLE)
+        statuses = [s.value for s in REQUEUABLE if s in wanted]
+        params = _filter_params(request.filter)
+        if not statuses or params is None or request.limit <= 0:
+            return []
+        params |= {"now": self._db.now_param(), "statuses": statuses, "limit": request.limit}
+        async with self._db.cursor() as cur:
+            await cur.execute(QUERIES.requeue, params)
+            rows = await cur.fetchall()
+        return [JobId(str(row["id"])) for row in rows]
+
+    async def get(self, job_id: JobId) -> Job | None:
+        parsed = parse_id(job_id)
+        if parsed is None:
+            return None
+        async with self._db.cursor() as cur:
+            await cur.execute(QUERIES.get, {"id": parsed})
+            row = await cur.fetchone()
+        return None if row is None else job_from_row(row)
+
+    async def list_jobs(self, request: ListRequest) -> Page:
+        limit = max(1, min(request.limit, LIST_LIMIT_MAX))
+        cursor = None
+        if request.cursor is not None:
+            cursor = parse_id(request.cursor)
+            if cursor is None:
+                raise ValueError(f"invalid cursor {request.cursor!r}")
+        params = _filter_params(request.filter)
+        if params is None:
+            return Page(jobs=(), next_cursor=None)
+        params |= {
+            "cursor": cursor,
+            "statuses": sorted(s.value for s in request.filter.statuses) or None,
+            "limit": limit + 1,
+        }
+        async with self._db.cursor() as cur:
+            await cur.execute(QUERIES.list_jobs, params)
+            rows = await cur.fetchall()
+        jobs = tuple(job_from_row(row) for row in rows[:limit])
+        next_cursor = str(jobs[-1].id) if len(rows) > limit else None
+        return Page(jobs=jobs, next_cursor=next_cursor)
+
+    async def set_progress(self, lease: Lease, progress: JSONObject) -> None:
+        job_id = parse_id(lease.job_id)
+        if job_id is None:
+            raise LeaseLost(lease.job_id)
+        params = {
+            "now": self._db.now_param(),
+            "id": job_id,
+            "token": lease.token,
+            "progress": dumps(progress),
+        }
+        async with self._db.cursor() as cur:
+            await cur.execute(QUERIES.set_progress, params)
+            row = await cur.fetchone()
+        if row is None:
+            raise LeaseLost(lease.job_id)
+
+    async def purge(self, request: PurgeRequest) -> int:
+        if request.limit <= 0:
+            return 0
+        params = {
+            "now": self._db.now_param(),
+            "completed": request.completed_older_than,
+            "failed": request.failed_older_than,
+            "cancelled": request.cancelled_older_than,
+            "limit": request.limit,
+        }
+        async with self._db.cursor() as cur:
+            await cur.execute(QUERIES.purge, params)
+            rows = await cur.fetchall()
+        return len(rows)

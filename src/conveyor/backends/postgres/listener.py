@@ -1,0 +1,118 @@
+"""LISTEN/NOTIFY wake-ups for ``PostgresBackend.wait_for_work``.
+
+One dedicated connection per backend (never from the pool: a pooled connection would be
+reset or handed to someone else) runs ``LISTEN conveyor_jobs``; every enqueue, release,
+rescue and requeue that makes jobs claimable sends ``NOTIFY conveyor_jobs, '<queue>'``.
+Waiters whose queues match are woken.
+
+A notification is only a hint (RELIABILITY.md, promise 6): it is lost across reconnects,
+so when the connection breaks the listener reconnects with capped, jittered backoff and,
+meanwhile, ``wait`` just sleeps (the caller's poll is the backstop). After a reconnect
+every waiter is woken once, since notifications sent in the gap were lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "conveyor_jobs"
+_LISTEN = b"LISTEN conveyor_jobs"
+WILDCARD = "*"  # sent for a queue name too long for a NOTIFY payload
+BACKOFF_START = timedelta(milliseconds=100)
+BACKOFF_CAP = timedelta(seconds=5)
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+@dataclass(eq=False)
+class _Waiter:
+    queues: frozenset[str]
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Listener:
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._waiters: set[_Waiter] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+        self.connections = 0  # successful LISTENs so far (tests watch reconnects)
+
+    async def start(self, first_connect: timedelta) -> None:
+        """Start listening in the background; wait up to ``first_connect`` for the first
+        LISTEN, and carry on degraded (polling) if it does not come."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="conveyor-postgres-listener"
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.connected.wait(), first_connect.total_seconds())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for waiter in self._waiters:
+            waiter.event.set()
+
+    async def wait(self, queues: Sequence[str], timeout: timedelta) -> bool:
+        seconds = max(0.0, timeout.total_seconds())
+        if not self.connected.is_set():
+            await asyncio.sleep(seconds)
+            return False
+        waiter = _Waiter(frozenset(queues))
+        self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter.event.wait(), seconds)
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters.discard(waiter)
+        return True
+
+    def _dispatch(self, queue: str | None) -> None:
+        for waiter in self._waiters:
+            if queue is None or queue == WILDCARD or queue in waiter.queues:
+                waiter.event.set()
+
+    async def _run(self) -> None:
+        backoff = BACKOFF_START.total_seconds()
+        while True:
+            try:
+                await self._listen_once()
+                backoff = BACKOFF_START.total_seconds()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("conveyor listener lost its connection: %s", exc)
+            except Exception:  # never let the listener die: wait_for_work would only poll
+                log.exception("conveyor listener failed; reconnecting")
+            delay = backoff * (0.5 + random.random() / 2)
+            backoff = min(backoff * 2, BACKOFF_CAP.total_seconds())
+            await asyncio.sleep(delay)
+
+    async def _listen_once(self) -> None:
+        conn = await psycopg.AsyncConnection.connect(
+            self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+        )
+        try:
+            await conn.execute(_LISTEN)
+            self.connections += 1
+            self.connected.set()
+            if self.connections > 1:
+                self._dispatch(None)  # notifications during the gap were lost
+            async for notify in conn.notifies():
+                self._dispatch(notify.payload)
+        finally:
+            self.connected.clear()
+            with contextlib.suppress(Exception):
+                await conn.close()

@@ -1,0 +1,1 @@
+SELECT name, paused, max_depth FROM queues WHERE name = %(name)s

@@ -1,0 +1,188 @@
+"""``conveyor worker`` and ``conveyor migrate``.
+
+This module (with ``conveyor.cli``) is the only place that installs signal handlers: the
+first SIGTERM/SIGINT stops the worker gracefully (``--grace``), a second one at once (jobs
+still released). It never imports the web stack: a worker's memory footprint matters.
+The database URL is ``--database-url``, else ``CONVEYOR_DATABASE_URL``, else the app's, else
+``sqlite:///conveyor.db``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import typer
+
+from conveyor.app import Conveyor
+from conveyor.backend import MigrationStatus
+from conveyor.backends import mask_url, open_backend
+from conveyor.errors import BackendUnavailable, ConfigurationError, ConveyorError
+from conveyor.settings import Settings, resolve_database_url
+
+if TYPE_CHECKING:
+    from conveyor.worker.runtime import Worker
+
+APP_HELP = "The Conveyor app to run, as module:attribute (e.g. myproject.tasks:app)."
+URL_HELP = "Database URL (else CONVEYOR_DATABASE_URL, else the app's, else sqlite:///conveyor.db)."
+
+
+def load_app(spec: str) -> Conveyor:
+    """Import ``module:attr`` and return the Conveyor app there (one-line errors)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigurationError(f"--app must look like module:attribute, not {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError(f"cannot import module {module_name!r}: {exc}") from exc
+    obj: object = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigurationError(f"module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not isinstance(obj, Conveyor):
+        raise ConfigurationError(f"{spec} is a {type(obj).__name__}, not a Conveyor app")
+    return obj
+
+
+def _queues(option: str | None, app: Conveyor) -> tuple[str, ...]:
+    if option:
+        queues = tuple(q.strip() for q in option.split(",") if q.strip())
+        if not queues:
+            raise ConfigurationError("--queues needs at least one queue name")
+        return queues
+    return tuple(sorted({r.options.queue for r in app.registry})) or ("default",)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def _watch_supervisor(expected: int, worker: Worker) -> None:
+    """Stop this child if its supervisor died (we were re-parented). Polling: no event
+    tells a process that its parent is gone."""
+    while os.getppid() == expected:  # noqa: ASYNC110
+        await asyncio.sleep(1.0)
+    logging.getLogger("conveyor.worker").warning("supervisor %d is gone; stopping", expected)
+    worker.request_stop()
+
+
+async def _serve(app: Conveyor, config_args: dict[str, object]) -> None:
+    from conveyor.worker.config import WorkerConfig
+    from conveyor.worker.runtime import Worker
+
+    worker = Worker(app, config=WorkerConfig(**config_args))  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.request_stop)
+    watchdog = None
+    supervisor = os.environ.get("CONVEYOR_SUPERVISOR_PID")
+    if supervisor and supervisor.isdigit():
+        watchdog = asyncio.create_task(_watch_supervisor(int(supervisor), worker))
+    try:
+        await worker.run()
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        await app.aclose()
+
+
+async def _supervise(child_args: list[str], processes: int, url: str) -> int:
+    from conveyor.worker.supervisor import Supervisor
+
+    supervisor = Supervisor(child_args, processes, env={**os.environ, "CONVEYOR_DATABASE_URL": url})
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, supervisor.request_stop)
+    return await supervisor.run()
+
+
+def worker_command(
+    *,
+    app_spec: str = typer.Option(..., "--app", "-a", help=APP_HELP),
+    queues: str | None = typer.Option(
+        None, "--queues", "-q", help="Comma-separated queues (default: the app's task queues)."
+    ),
+    concurrency: int = typer.Option(10, "--concurrency", "-c", min=1, help="Jobs at once."),
+    processes: int = typer.Option(1, "--processes", "-p", min=1, help="Worker processes."),
+    grace: float | None = typer.Option(
+        None, "--grace", min=0, help="Seconds running jobs get to finish on SIGTERM (30)."
+    ),
+    database_url: str | None = typer.Option(None, "--database-url", help=URL_HELP),
+) -> None:
+    """Run a worker: claim jobs from the queues and run the app's tasks."""
+    settings = Settings()
+    _configure_logging(settings.log_level)
+    app = load_app(app_spec)
+    url = resolve_database_url(database_url, app.configured_url)
+    app.use_database_url(url)
+    grace_seconds = settings.grace_seconds if grace is None else grace
+    chosen = _queues(queues, app)
+    if processes > 1:
+        child = ["--app", app_spec, "--queues", ",".join(chosen), "--concurrency", str(concurrency)]
+        child += ["--grace", str(grace_seconds), "--processes", "1"]
+        code = asyncio.run(_supervise(child, processes, url))
+        raise typer.Exit(code)
+    if not app.registry.kinds():
+        raise ConfigurationError(f"{app_spec} has no tasks: nothing for a worker to run")
+    config = {
+        "queues": chosen,
+        "concurrency": concurrency,
+        "grace": timedelta(seconds=grace_seconds),
+        "lease": settings.lease,
+        "max_rescues": settings.max_rescues,
+    }
+    logging.getLogger("conveyor.worker").info(
+        "worker on %s, queues %s, concurrency %d", mask_url(url), ",".join(chosen), concurrency
+    )
+    _translate(lambda: asyncio.run(_serve(app, config)), url)
+
+
+def _translate(run: Callable[[], object], url: str) -> None:
+    """Run, turning a stray driver or OS error into a one-line ``BackendUnavailable``."""
+    try:
+        run()
+    except ConveyorError:
+        raise
+    except (OSError, ImportError) as exc:
+        raise BackendUnavailable(f"cannot use {mask_url(url)}: {exc}") from exc
+
+
+async def _migrate(url: str) -> MigrationStatus:
+    backend = open_backend(url, migrate=True)  # open() migrates (safe when run concurrently)
+    await backend.open()
+    try:
+        return await backend.migrate()
+    finally:
+        await backend.close()
+
+
+def migrate_command(
+    database_url: str | None = typer.Option(None, "--database-url", help=URL_HELP),
+    app_spec: str | None = typer.Option(None, "--app", "-a", help=APP_HELP),
+) -> None:
+    """Create or upgrade the database schema (safe to run from several processes)."""
+    app_url = load_app(app_spec).configured_url if app_spec else None
+    url = resolve_database_url(database_url, app_url)
+    status: list[MigrationStatus] = []
+    _translate(lambda: status.append(asyncio.run(_migrate(url))), url)
+    typer.echo(f"{mask_url(url)}: schema at version {status[0].current} of {status[0].latest}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker_command)
+    app.command("migrate")(migrate_command)

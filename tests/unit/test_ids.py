@@ -1,0 +1,53 @@
+"""Unit tests of identifiers: UUIDv7 layout (RFC 9562), monotonic order, tokens."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from conveyor.ids import new_job_id, new_token, uuid7
+
+
+def test_uuid7_version_and_variant() -> None:
+    for _ in range(1000):
+        u = uuid7()
+        assert u.version == 7
+        assert u.variant == uuid.RFC_4122
+        assert (u.int >> 76) & 0xF == 7
+        assert (u.int >> 62) & 0b11 == 0b10
+
+
+def test_uuid7_timestamp_is_now() -> None:
+    before = time.time_ns() // 1_000_000
+    u = uuid7()
+    after = time.time_ns() // 1_000_000
+    ms = u.int >> 80
+    assert before <= ms <= after + 1  # +1: a counter overflow may borrow the next millisecond
+
+
+def test_uuid7_monotonic_over_10k() -> None:
+    ids = [uuid7() for _ in range(10_000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    texts = [str(u) for u in ids]
+    assert texts == sorted(texts)  # text order is time order too
+
+
+def test_job_id_parses_as_canonical_uuid7() -> None:
+    job_id = new_job_id()
+    parsed = uuid.UUID(job_id)
+    assert str(parsed) == job_id and parsed.version == 7
+    assert job_id == job_id.lower() and len(job_id) == 36
+
+
+def test_job_ids_sort_by_creation() -> None:
+    ids = [new_job_id() for _ in range(500)]
+    assert ids == sorted(ids)
+
+
+def test_tokens_are_random_hex() -> None:
+    tokens = {new_token() for _ in range(1000)}
+    assert len(tokens) == 1000
+    token = new_token()
+    assert len(token) == 32 and int(token, 16) >= 0
+    assert len(new_token(32)) == 64
