@@ -11,10 +11,10 @@ PORT ?= 8080
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test check lint typecheck services bench bench-peers clean
+.PHONY: help run test check lint typecheck services bench bench-throughput clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-18s %s\n", $$1, $$2}'
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Conveyor needs Python 3.11+"' \
@@ -49,7 +49,11 @@ typecheck: $(STAMP_DEV) ## mypy --strict on src/
 
 check: lint typecheck test ## what CI runs: lint, types, the whole test suite
 
-bench: $(STAMP_DEV) services ## throughput and latency benchmarks (writes bench/results.md)
+bench: $(STAMP_DEV) services ## Conveyor and its peers side by side (writes bench/results.md)
+	bash bench/setup-peers.sh
+	bench/.venv/bin/python bench/compare.py
+
+bench-throughput: $(STAMP_DEV) services ## Conveyor alone: throughput and pickup latency per engine
 	$(PY) bench/throughput.py
 
 clean: ## remove the virtualenv and caches

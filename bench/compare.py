@@ -8,10 +8,11 @@
 One throwaway PostgreSQL and one Redis (``tests/services.py``) serve the whole run; every
 (system, backend) run gets a fresh database / a flushed Redis / a new SQLite file, runs in
 its own process (``peers/run_one.py``) under ``--timeout``, and has every worker process it
-started killed by PID afterwards. The order alternates Conveyor with its peers, reversed on
-every other round. The workloads are described in ``peers/workload.py``. Writes
-``bench/results.md`` (medians over the rounds, and Conveyor's ratio to the fastest peer on
-the same backend) and the raw runs to ``bench/results-peers.json``.
+started killed by PID afterwards; its logs stay in ``bench/.work/peers/<run>/``. The order
+alternates Conveyor with its peers, reversed on every other round. The workloads are
+described in ``peers/workload.py``. Writes ``bench/results.md`` (medians over the rounds,
+and Conveyor's ratio to the fastest peer on the same backend) and the raw runs to
+``bench/results-peers.json``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -63,12 +64,24 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mix-concurrency", type=int, default=100, help="per process, mix")
     p.add_argument("--only", default="", help="systems or system/backend, comma-separated")
     p.add_argument("--quick", action="store_true", help="1 round, 2,000 jobs, short phases")
-    p.add_argument("--timeout", type=float, default=900.0, help="seconds per (system, backend)")
+    p.add_argument("--timeout", type=float, default=1200.0, help="seconds per (system, backend)")
     p.add_argument("--no-fsync", dest="fsync", action="store_false",
                    help="servers without fsync (default: PostgreSQL fsync + synchronous_commit "
                    "on, Redis appendonly with appendfsync always)")  # fmt: skip
+    p.add_argument(
+        "--redis-appendfsync",
+        choices=("always", "everysec", "no"),
+        default=None,
+        help="override Redis's appendfsync (default: always, or no with --no-fsync)",
+    )
     p.add_argument("--output", type=Path, default=HERE / "results.md")
     p.add_argument("--raw", type=Path, default=HERE / "results-peers.json")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=HERE / ".work" / "peers",
+        help="per-run logs, ledgers and SQLite files (emptied at start)",
+    )
     args = p.parse_args()
     if args.quick:
         args.rounds = 1 if args.rounds == 2 else args.rounds
@@ -96,7 +109,7 @@ def servers(args: argparse.Namespace, needed: set[str]) -> Iterator[dict[str, ob
             stack.callback(pg.destroy)
             out["postgresql"] = pg
         if "redis" in needed:
-            fsync = "always" if args.fsync else "no"
+            fsync = args.redis_appendfsync or ("always" if args.fsync else "no")
             rs = RedisServer(appendonly=True, appendfsync=fsync).start()
             stack.callback(rs.destroy)
             out["redis"] = rs
@@ -190,13 +203,15 @@ def main() -> None:
     spec = Spec(jobs=args.jobs, single=args.single, latency_jobs=args.latency_jobs,
                 rate=args.rate, mix_jobs=args.mix_jobs, concurrency=args.concurrency,
                 mix_concurrency=args.mix_concurrency,
-                phase_timeout=max(60.0, args.timeout / 3))  # fmt: skip
+                phase_timeout=max(60.0, args.timeout / 2))  # fmt: skip
     plan = selected(args.only)
     runs: list[dict] = []
     began = time.monotonic()
     with ExitStack() as stack:
         srv = stack.enter_context(servers(args, {b for _, b in plan}))
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="conveyor-peers-")))
+        tmp = args.workdir
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
         for rnd in range(args.rounds):
             for system, backend in plan if rnd % 2 == 0 else plan[::-1]:
                 name = f"r{rnd}_{system}_{backend}"
@@ -208,11 +223,18 @@ def main() -> None:
                 print(f"[{time.monotonic() - began:6.0f}s] {system}/{backend} round {rnd}: "
                       f"{json.dumps({k: v for k, v in res.items() if k != 'notes'})}",
                       file=sys.stderr, flush=True)  # fmt: skip
-    durability = ("PostgreSQL fsync=on, synchronous_commit=on; Redis appendonly yes, "
-                  "appendfsync always" if args.fsync else "PostgreSQL fsync=off, "
-                  "synchronous_commit=off; Redis appendonly yes, appendfsync no")  # fmt: skip
-    info = {**machine(), "durability": durability,
-            "total": f"{(time.monotonic() - began) / 60:.1f} min", "rounds": str(args.rounds)}
+    pg_sync = "on" if args.fsync else "off"
+    aof = args.redis_appendfsync or ("always" if args.fsync else "no")
+    durability = (
+        f"PostgreSQL fsync={pg_sync}, synchronous_commit={pg_sync}; "
+        f"Redis appendonly yes, appendfsync {aof}"
+    )
+    info = {
+        **machine(),
+        "durability": durability,
+        "total": f"{(time.monotonic() - began) / 60:.1f} min",
+        "rounds": str(args.rounds),
+    }
     args.raw.write_text(json.dumps({"machine": info, "spec": asdict(spec), "runs": runs}, indent=1))
     report = render(runs, spec, info)
     args.output.write_text(report)

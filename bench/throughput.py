@@ -46,7 +46,6 @@ from conveyor.task import Task  # noqa: E402
 
 KIND = "bench.noop"
 QUEUE = "bench"
-LATENCY_QUEUE = "bench-latency"
 
 # The worker processes import this module as ``throughput`` (``--app throughput:app``).
 app = Conveyor()
@@ -147,7 +146,7 @@ def start_workers(url: str, args: argparse.Namespace, log: Path) -> subprocess.P
     cmd = [
         sys.executable, "-m", "conveyor", "worker",
         "--app", "throughput:app",
-        "--queues", f"{QUEUE},{LATENCY_QUEUE}",
+        "--queues", QUEUE,
         "--concurrency", str(args.concurrency),
         "--processes", str(args.processes),
         "--database-url", url,
@@ -188,7 +187,7 @@ async def latency_phase(task: Task[[], None], n: int, rate: float) -> set[str]:
         delay = start + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        job = await task.options(queue=LATENCY_QUEUE).enqueue_async()
+        job = await task.enqueue_async()
         ids.add(str(job.id))
     return ids
 
@@ -224,8 +223,9 @@ async def run_backend(name: str, url: str, durability: str, args: argparse.Names
                 print(f"[{name}] worker pid {worker.pid}; profiling window", file=sys.stderr)
             await asyncio.sleep(1.0)  # workers go idle (back to waiting for work)
             lat_ids = await latency_phase(task, args.latency_jobs, args.rate)
-            await wait_completed(backend, LATENCY_QUEUE, args.latency_jobs, 60, worker)
-            lat_jobs = await all_jobs(backend, LATENCY_QUEUE)
+            total = args.jobs + args.latency_jobs
+            await wait_completed(backend, QUEUE, total, 60, worker)
+            lat_jobs = [j for j in await all_jobs(backend, QUEUE) if str(j.id) in lat_ids]
             lat_verified = verify(lat_jobs, lat_ids)
             if lat_verified != "ok":
                 verified = f"{verified}; latency phase {lat_verified}"

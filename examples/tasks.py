@@ -1,5 +1,6 @@
-"""Example tasks, used by ``make run`` and the docs: a no-op, a sleep, and one that fails at
-random (to watch retries and the dead-letter queue at work).
+"""Example tasks, used by ``make run`` and the README: a no-op, a sleep, an e-mail sender
+(the README's Python example), and one that fails at random (to watch retries and the
+dead-letter queue at work).
 
     conveyor worker --app examples.tasks:app
     python -c "from examples.tasks import noop; print(noop.enqueue().id)"
@@ -11,7 +12,7 @@ import asyncio
 import random
 from datetime import timedelta
 
-from conveyor import Conveyor, JobContext
+from conveyor import Conveyor, Discard, JobContext
 
 app = Conveyor()  # CONVEYOR_DATABASE_URL, else sqlite:///conveyor.db
 
@@ -39,3 +40,12 @@ def flaky(failure_rate: float = 0.5) -> str:
     if random.random() < failure_rate:
         raise RuntimeError("bad luck")
     return "ok"
+
+
+@app.task(queue="emails", max_attempts=8, timeout=timedelta(seconds=30))
+async def send_email(to: str, subject: str) -> dict[str, str]:
+    """Pretends to send an e-mail. An address without "@" can never work: Discard it."""
+    if "@" not in to:
+        raise Discard(f"not an e-mail address: {to!r}")
+    await asyncio.sleep(0.01)
+    return {"sent_to": to, "subject": subject}

@@ -48,7 +48,7 @@ class Adapter:
 
     def __init__(self, backend: str, url: str) -> None:
         self.backend, self.url = backend, url
-        self.notes = "prefork -c 2 (throughput, latency); 2 × threads pool -c N (mix)"
+        self.notes = "prefork -c 2 (throughput, latency); 2 x threads pool -c N (mix)"
         app.conf.broker_url = url
 
     def setup(self) -> None:

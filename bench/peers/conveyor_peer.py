@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 
 from conveyor import Conveyor
-
 from peers.ledger import record, sleep_seconds
 from peers.workload import Spec
 

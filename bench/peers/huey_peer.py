@@ -1,6 +1,6 @@
 """Huey, Redis mode (``RedisHuey``, blocking pop) and SQLite mode (``SqliteHuey``, polling).
 
-Worker: 2 × ``huey_consumer peers.huey_peer.huey -k thread -w N -n`` (N worker threads per
+Worker: 2 x ``huey_consumer peers.huey_peer.huey -k thread -w N -n`` (N worker threads per
 consumer process; ``-n``: no periodic-task scheduler). Default polling delays (SQLite mode
 polls from 0.1 s, backing off to 10 s when idle). Enqueue: calling the task (single);
 bulk: Huey has no batch enqueue, so it is the same call in a loop.
@@ -46,7 +46,7 @@ class Adapter:
 
     def __init__(self, backend: str, url: str) -> None:
         self.backend, self.url = backend, url
-        self.notes = "2 × `huey_consumer -k thread -w N`, default polling delays"
+        self.notes = "2 x `huey_consumer -k thread -w N`, default polling delays"
 
     def setup(self) -> None:
         huey.pending_count()  # touches the storage (creates the SQLite tables)

@@ -1,18 +1,22 @@
 """pgqueuer (PostgreSQL, asyncpg driver).
 
-Worker: 2 × ``pgq run peers.pgqueuer_peer:main`` with the default ``--batch-size 10``
-(jobs taken per dequeue) for throughput and latency; the mix adds
-``--max-concurrent-tasks N``. Enqueue: ``Queries.enqueue`` with scalars (single) and with
+Worker: 2 x ``python -m peers.pgqueuer_peer``, which runs exactly what ``pgq run
+peers.pgqueuer_peer:main`` runs (``pgqueuer.adapters.cli.cli.asyncio_run`` of
+``supervisor.run``: uvloop when present), with the default batch size 10 (jobs taken per
+dequeue) for throughput and latency; the mix adds ``max_concurrent_tasks=N``. (``pgq run``
+itself crashes at start-up in pgqueuer 1.6.0: its ``--log-level`` parser hands a ``str`` to
+``setup_fancy_logger``.) Enqueue: ``Queries.enqueue`` with scalars (single) and with
 lists (bulk: one statement per batch).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 from pgqueuer import PgQueuer
@@ -24,7 +28,9 @@ from peers.ledger import record, sleep_seconds
 from peers.workload import Spec
 
 
-async def main() -> PgQueuer:
+@contextlib.asynccontextmanager
+async def main() -> AsyncIterator[PgQueuer]:
+    """The factory (pgqueuer 1.6 wants an async context manager, not a coroutine)."""
     connection = await asyncpg.connect(os.environ["BENCH_URL"])
     pgq = PgQueuer(AsyncpgDriver(connection))
 
@@ -40,7 +46,10 @@ async def main() -> PgQueuer:
         await asyncio.sleep(sleep_seconds(i))
         record(i, t, time.time_ns())
 
-    return pgq
+    try:
+        yield pgq
+    finally:
+        await connection.close()
 
 
 class Adapter:
@@ -48,7 +57,7 @@ class Adapter:
 
     def __init__(self, backend: str, url: str) -> None:
         self.backend, self.url = backend, url
-        self.notes = "2 × `pgq run`, batch-size 10; mix: --max-concurrent-tasks N"
+        self.notes = "2 x `pgq run` equivalent, batch size 10; mix: max_concurrent_tasks N"
         self.runner = asyncio.Runner()
         self.conn = self.runner.run(asyncpg.connect(url))
         self.queries = Queries(AsyncpgDriver(self.conn))
@@ -66,8 +75,7 @@ class Adapter:
         self.runner.run(self.queries.enqueue([name] * len(ids), payloads, [0] * len(ids)))
 
     def worker_commands(self, spec: Spec, mix: bool) -> list[list[str]]:
-        cmd = [sys.executable, "-m", "pgqueuer", "run", "peers.pgqueuer_peer:main",
-               "--log-level", "WARNING"]  # fmt: skip
+        cmd = [sys.executable, "-m", "peers.pgqueuer_peer"]
         if mix:
             cmd += ["--max-concurrent-tasks", str(spec.mix_concurrency)]
         return [cmd for _ in range(spec.processes)]
@@ -75,3 +83,20 @@ class Adapter:
     def close(self) -> None:
         self.runner.run(self.conn.close())
         self.runner.close()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from pgqueuer.adapters.cli import supervisor
+    from pgqueuer.adapters.cli.cli import asyncio_run
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--max-concurrent-tasks", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=10)
+    opts = parser.parse_args()
+    asyncio_run(
+        supervisor.run(
+            main, batch_size=opts.batch_size, max_concurrent_tasks=opts.max_concurrent_tasks
+        )
+    )

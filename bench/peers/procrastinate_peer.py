@@ -1,6 +1,6 @@
 """Procrastinate (PostgreSQL, psycopg 3 connector).
 
-Worker: 2 × ``procrastinate --app peers.procrastinate_peer.app worker -c N`` (async jobs;
+Worker: 2 x ``procrastinate --app peers.procrastinate_peer.app worker -c N`` (async jobs;
 LISTEN/NOTIFY on, the default). Enqueue: ``Task.defer_async`` (single); bulk:
 ``Task.batch_defer_async`` (one statement per batch).
 """
@@ -40,9 +40,13 @@ class Adapter:
 
     def __init__(self, backend: str, url: str) -> None:
         self.backend, self.url = backend, url
-        self.notes = "2 × `procrastinate worker -c N` (asyncio, LISTEN/NOTIFY)"
+        self.notes = "2 x `procrastinate worker -c N` (asyncio, LISTEN/NOTIFY)"
         self.runner = asyncio.Runner()
-        self.runner.run(app.open_async())
+        self.runner.run(self._open())
+
+    @staticmethod
+    async def _open() -> None:
+        await app.open_async()
 
     def setup(self) -> None:
         self.runner.run(app.schema_manager.apply_schema_async())

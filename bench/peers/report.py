@@ -27,23 +27,26 @@ def _num(v: float | None, digits: int = 0) -> str:
     return "—" if v is None else f"{v:,.{digits}f}"
 
 
+def _lat(q: str) -> Callable[[Run], float | None]:
+    return lambda r: r.get("latency_ms", {}).get(q)
+
+
 def summarize(runs: Sequence[Run]) -> dict[tuple[str, str], dict[str, float | None | str]]:
     groups: dict[tuple[str, str], list[Run]] = {}
     for r in runs:
         groups.setdefault((r["system"], r["backend"]), []).append(r)
     out: dict[tuple[str, str], dict[str, float | None | str]] = {}
     for key, rs in groups.items():
-        lat = lambda q: (lambda r: r.get("latency_ms", {}).get(q))  # noqa: E731
         problems = sorted({f"{ph}: {v}" for r in rs for ph, v in r.get("verified", {}).items()
                            if v != "ok"} | {r["error"] for r in rs if r.get("error")})  # fmt: skip
         out[key] = {
             "single": _median(rs, "throughput", lambda r: r.get("enqueue_single")),
             "bulk": _median(rs, "throughput", lambda r: r.get("enqueue_bulk")),
             "processed": _median(rs, "throughput", lambda r: r.get("processed")),
-            "p50": _median(rs, "latency", lat("p50")),
-            "p95": _median(rs, "latency", lat("p95")),
-            "p99": _median(rs, "latency", lat("p99")),
-            "max": _median(rs, "latency", lat("max")),
+            "p50": _median(rs, "latency", _lat("p50")),
+            "p95": _median(rs, "latency", _lat("p95")),
+            "p99": _median(rs, "latency", _lat("p99")),
+            "max": _median(rs, "latency", _lat("max")),
             "mix": _median(rs, "mix", lambda r: r.get("mix_processed")),
             "rss_max": _median(rs, "mix", lambda r: r.get("rss_max_mib")),
             "rss_sum": _median(rs, "mix", lambda r: r.get("rss_sum_mib")),
@@ -57,7 +60,7 @@ def summarize(runs: Sequence[Run]) -> dict[tuple[str, str], dict[str, float | No
 def _ratio(conv: float | None, best: float | None, lower_is_better: bool) -> str:
     if conv is None or best is None or conv <= 0 or best <= 0:
         return "—"
-    return f"{(best / conv) if lower_is_better else (conv / best):.2f}×"
+    return f"{(best / conv) if lower_is_better else (conv / best):.2f}x"
 
 
 def ratios(summary: dict[tuple[str, str], dict[str, float | None | str]]) -> list[str]:
@@ -104,7 +107,7 @@ def render(runs: Sequence[Run], spec: Spec, info: dict[str, str]) -> str:
         f"(processed jobs/s over all {s['single'] + s['jobs']:,}, first start to last end); "
         f"pickup latency over {s['latency_jobs']:,} jobs enqueued one at a time at "
         f"{s['rate']:g}/s to idle workers (job start minus the instant before the enqueue "
-        f"call); mix: {s['mix_jobs']:,} jobs sleeping 1–50 ms, concurrency "
+        f"call); mix: {s['mix_jobs']:,} jobs sleeping 1-50 ms, concurrency "
         f"{s['mix_concurrency']} per process; RSS of every process of the mix workers. "
         "A phase that lost or duplicated a job shows — and is listed under problems.",
         "",
@@ -128,7 +131,7 @@ def render(runs: Sequence[Run], spec: Spec, info: dict[str, str]) -> str:
         "",
         "## Conveyor's ratio to the fastest peer on the same backend",
         "",
-        "Above 1× Conveyor is ahead (rates: Conveyor / best peer; latency: best peer / "
+        "Above 1x Conveyor is ahead (rates: Conveyor / best peer; latency: best peer / "
         "Conveyor). The peer named is the best one for that column.",
         "",
         *ratios(summary),

@@ -35,7 +35,7 @@ class Adapter:
 
     def __init__(self, backend: str, url: str) -> None:
         self.backend, self.url = backend, url
-        self.notes = "2 × `rq worker -w SimpleWorker` (one job at a time per process)"
+        self.notes = "2 x `rq worker -w SimpleWorker` (one job at a time per process)"
         self.redis = Redis.from_url(url)
         self.queue = Queue(QUEUE, connection=self.redis)
 

@@ -16,6 +16,7 @@ and its rate is not reported as a result.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import statistics
@@ -125,10 +126,8 @@ class Workers:
                 p.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 10
         for p in self.procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                pass
         for proc in every:
             try:
                 proc.kill()
@@ -172,8 +171,9 @@ def timed(fn: object, *args: object) -> float:
     return time.perf_counter() - start
 
 
-def throughput(a: Adapter, spec: Spec, ledger: LedgerReader, env: dict[str, str],
-               log: Path, res: Result) -> None:
+def throughput(
+    a: Adapter, spec: Spec, ledger: LedgerReader, env: dict[str, str], log: Path, res: Result
+) -> None:
     single = range(TP_BASE, TP_BASE + spec.single)
     bulk = range(TP_BASE + spec.single, TP_BASE + spec.single + spec.jobs)
     start = time.perf_counter()
@@ -213,8 +213,9 @@ def latency(a: Adapter, spec: Spec, ledger: LedgerReader, workers: Workers, res:
         res.latency_ms = percentiles([(ledger.first_start(i) - enqueued[i]) / 1e6 for i in got])
 
 
-def mix(a: Adapter, spec: Spec, ledger: LedgerReader, env: dict[str, str], log: Path,
-        res: Result) -> None:
+def mix(
+    a: Adapter, spec: Spec, ledger: LedgerReader, env: dict[str, str], log: Path, res: Result
+) -> None:
     ids = range(MIX_BASE, MIX_BASE + spec.mix_jobs)
     for lo in range(ids.start, ids.stop, spec.batch):
         a.enqueue_bulk(range(lo, min(lo + spec.batch, ids.stop)), True)

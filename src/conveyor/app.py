@@ -18,14 +18,13 @@ import json
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
-from typing import ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, ParamSpec, TypeVar, overload
 
 from conveyor.backend import Backend
 from conveyor.backends import open_backend, scheme_of
 from conveyor.clock import Clock
 from conveyor.errors import ConfigurationError, InvalidPayload, PayloadTooLarge
-from conveyor.handler import HandlerOptions, Registry
-from conveyor.handlers.webhook.client import WebhookClient, install_webhooks
+from conveyor.handler import Handler, HandlerOptions, LazyHandler, Registry
 from conveyor.jobs import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PRIORITY,
@@ -37,6 +36,22 @@ from conveyor.jobs import (
 from conveyor.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from conveyor.settings import Settings, resolve_database_url
 from conveyor.task import Task
+
+if TYPE_CHECKING:
+    from conveyor.handlers.webhook.client import WebhookClient
+
+# The built-in ``webhook`` kind, registered by every app without importing the HTTP stack
+# (httpx, pydantic models, metrics): ``_load_webhooks`` checks these against
+# ``conveyor.handlers.webhook.delivery.webhook_options()`` when it loads the handler.
+WEBHOOK_KIND = "webhook"
+WEBHOOK_OPTIONS = HandlerOptions(
+    queue="webhooks",
+    max_attempts=17,
+    retry_policy=RetryPolicy(
+        base=timedelta(seconds=10), factor=2.0, cap=timedelta(hours=4), jitter=0.2
+    ),
+    timeout=timedelta(minutes=2),
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -106,15 +121,26 @@ class Conveyor:
         self._shared_users = 0
         self._portal: _Portal | None = None
         self._webhooks: WebhookClient | None = None
-        # Built-in kinds: every app's workers can deliver webhooks (queue "webhooks").
-        install_webhooks(self)
+        # Built-in kinds: every app's workers can deliver webhooks (queue "webhooks"); the
+        # webhook modules are imported by the first delivery (a worker's memory matters).
+        self.registry.register(WEBHOOK_KIND, LazyHandler(self._load_webhooks), WEBHOOK_OPTIONS)
 
     @property
     def webhooks(self) -> WebhookClient:
         """``app.webhooks.send(endpoint=..., body=...)`` enqueues a signed delivery."""
         if self._webhooks is None:
+            from conveyor.handlers.webhook.client import WebhookClient
+
             self._webhooks = WebhookClient(self)
         return self._webhooks
+
+    def _load_webhooks(self) -> Handler:
+        from conveyor.handlers.webhook.client import webhook_handler
+        from conveyor.handlers.webhook.delivery import webhook_options
+
+        if webhook_options() != WEBHOOK_OPTIONS:  # the two definitions drifted apart
+            raise ConfigurationError("conveyor.app.WEBHOOK_OPTIONS != webhook_options()")
+        return webhook_handler(self)
 
     def __repr__(self) -> str:
         return f"<Conveyor {self.database_url!r} tasks={len(self.registry)}>"

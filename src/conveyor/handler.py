@@ -3,6 +3,8 @@
 * ``Handler``: the protocol every kind implements (Python tasks, webhook, container, deploy);
 * ``JobContext``: the running job, lease-fenced progress, its log, cancellation;
 * ``Registry``: kind -> handler + ``HandlerOptions``, owned by the app, read by the worker;
+* ``LazyHandler``: a handler whose module is imported on its first job (built-in kinds with
+  heavy dependencies, so a worker that never runs them never loads them);
 * ``Retry`` / ``Discard``: signals a handler raises to steer the attempt.
 
 The signals deliberately do not derive from ``ConveyorError``: an ``except ConveyorError``
@@ -169,6 +171,31 @@ class Handler(Protocol):
     async def __call__(self, ctx: JobContext) -> JSONValue: ...
 
 
+class LazyHandler:
+    """A ``Handler`` built by ``load()`` on its first call, then reused. Registering one
+    costs nothing: what it imports is paid for by the first job of its kind only."""
+
+    def __init__(self, load: Callable[[], Handler]) -> None:
+        self._load = load
+        self._handler: Handler | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._handler is not None
+
+    def resolve(self) -> Handler:
+        if self._handler is None:
+            self._handler = self._load()
+        return self._handler
+
+    async def __call__(self, ctx: JobContext) -> JSONValue:
+        return await self.resolve()(ctx)
+
+
+def _is_lazy(handler: Handler) -> bool:
+    return isinstance(handler, LazyHandler)
+
+
 @dataclass(frozen=True, slots=True)
 class HandlerOptions:
     """Defaults for the jobs of one kind, and how the worker treats their failures.
@@ -212,7 +239,9 @@ class Registry:
     def register(self, kind: str, handler: Handler, options: HandlerOptions) -> Registration:
         if not kind:
             raise ConfigurationError("a kind must not be empty")
-        if kind in self._entries and self._entries[kind].handler is not handler:
+        existing = self._entries.get(kind)
+        # A lazily registered built-in kind may be replaced by an explicit registration.
+        if existing and existing.handler is not handler and not _is_lazy(existing.handler):
             raise ConfigurationError(f"kind {kind!r} is already registered")
         entry = Registration(kind, handler, options)
         self._entries[kind] = entry

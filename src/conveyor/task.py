@@ -84,6 +84,25 @@ def check_binds(kind: str, sig: inspect.Signature, payload: Mapping[str, object]
         raise InvalidPayload(f"payload for {kind} does not match {sig}: {exc}") from None
 
 
+class PayloadCheck:
+    """``signature.bind(**payload)`` without building a ``BoundArguments`` per job: the
+    payload's keys must include every required parameter and, unless the function takes
+    ``**kwargs``, name only its parameters. Same verdict as ``bind`` (every parameter is
+    keyword-passable, ``payload_signature`` sees to that), a fraction of the cost."""
+
+    def __init__(self, signature: inspect.Signature) -> None:
+        params = signature.parameters.values()
+        self.names = frozenset(p.name for p in params if p.kind is not p.VAR_KEYWORD)
+        self.required = frozenset(
+            p.name for p in params if p.default is p.empty and p.kind is not p.VAR_KEYWORD
+        )
+        self.open = any(p.kind is p.VAR_KEYWORD for p in params)
+
+    def accepts(self, payload: Mapping[str, object]) -> bool:
+        keys = payload.keys()
+        return self.required <= keys and (self.open or keys <= self.names)
+
+
 def json_result(value: object) -> JSONValue:
     """A handler's return value as stored: it must be JSON (checked, not coerced)."""
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -104,6 +123,7 @@ class TaskHandler:
         self.cpu_bound = cpu_bound
         self.ctx_param = context_parameter(fn)
         self.signature = payload_signature(fn, self.ctx_param)
+        self._check = PayloadCheck(self.signature)
         self.is_async = inspect.iscoroutinefunction(fn)
         if cpu_bound and self.ctx_param:
             raise ConfigurationError(f"task {kind}: a cpu_bound task cannot take a JobContext")
@@ -111,7 +131,8 @@ class TaskHandler:
     async def __call__(self, ctx: JobContext) -> JSONValue:
         payload = ctx.job.payload
         try:
-            self.signature.bind(**payload)
+            if not self._check.accepts(payload):
+                self.signature.bind(**payload)  # raises, with the message
         except TypeError as exc:  # enqueued over HTTP with the wrong arguments: never fixable
             raise Discard(f"payload does not match {self.kind}{self.signature}: {exc}") from None
         if self.cpu_bound:

@@ -24,7 +24,7 @@ from conveyor.errors import RecordConflict
 
 RecordsFactory = Callable[[], Awaitable[RecordStore]]
 
-RECORD_ENGINES = ("memory", "postgres", "redis")
+RECORD_ENGINES = ("memory", "sqlite", "postgres", "redis")
 
 
 @pytest.fixture(params=[pytest.param(n, marks=getattr(pytest.mark, n)) for n in RECORD_ENGINES])

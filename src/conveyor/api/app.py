@@ -12,15 +12,14 @@ Who calls it: ``conveyor api`` / ``conveyor up`` (through uvicorn), tests (throu
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from conveyor import __version__
-from conveyor.api import dlq, health, home, jobs, queues, stream, workers
+from conveyor.api import dlq, health, home, jobs, queues, stream, webhooks, workers
 from conveyor.api.auth import Authenticator
 from conveyor.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from conveyor.api.problems import index_methods, install_problem_handlers, problem_openapi
@@ -28,6 +27,8 @@ from conveyor.api.service import JobsService
 from conveyor.backend import Backend
 from conveyor.backends import open_backend
 from conveyor.events import EventBus
+from conveyor.handler import HandlerOptions
+from conveyor.handlers.webhook.metrics import WebhookMetrics
 from conveyor.observability.logging import log_job_events
 from conveyor.observability.metrics import ConveyorMetrics, install_metrics
 from conveyor.settings import Settings
@@ -43,28 +44,12 @@ class StreamSettings:
     heartbeat_interval: float = 15.0
 
 
-# Routers of other features (built-in kinds), included when their module exists.
-OPTIONAL_ROUTERS = ("conveyor.api.webhooks",)
-
-
-def optional_routers() -> list[APIRouter]:
-    found: list[APIRouter] = []
-    for name in OPTIONAL_ROUTERS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        found.append(module.router)
-    return found
-
-
 def create_app(
     backend: Backend | str,
     *,
     settings: Settings | None = None,
     registry_kinds: Iterable[str] = (),
+    kind_defaults: Mapping[str, HandlerOptions] | None = None,
     tokens_required: bool | None = None,
     bus: EventBus | None = None,
     metrics: ConveyorMetrics | None = None,
@@ -72,17 +57,21 @@ def create_app(
     token_cache_seconds: float = 2.0,
     access_log: bool = False,
     log_events: bool = True,
+    owns_backend: bool | None = None,
 ) -> FastAPI:
     """Build the API. See the module docstring for who owns the backend's lifecycle.
 
     ``registry_kinds``: kinds known locally (the app's tasks), accepted by ``POST /jobs`` even
-    when no worker has published them. ``tokens_required``: True/False forces it; None
+    when no worker has published them. ``kind_defaults``: registered options per kind (queue,
+    attempts, priority, timeout) applied where a request leaves them out; their kinds count
+    as known too. ``tokens_required``: True/False forces it; None
     requires tokens once any live token exists (see ``conveyor.api.auth``). ``access_log``:
     one structured log line per request (with its request id). ``log_events``: log job
     events from ``bus`` while the app runs (off when the caller already does).
+    ``owns_backend``: open and close the backend in the lifespan (default: when given a URL).
     """
     settings = settings or Settings()
-    owned = isinstance(backend, str)
+    owned = isinstance(backend, str) if owns_backend is None else owns_backend
     store = open_backend(backend) if isinstance(backend, str) else backend
     bus = bus or EventBus()
     if metrics is None:
@@ -112,6 +101,7 @@ def create_app(
         bus=bus,
         max_payload_bytes=settings.max_payload_bytes,
         registry_kinds=registry_kinds,
+        kind_defaults=kind_defaults,
     )
     app.state.auth = Authenticator(
         store, tokens_required=tokens_required, cache_ttl=token_cache_seconds
@@ -119,8 +109,9 @@ def create_app(
     app.state.metrics = metrics
     app.state.bus = bus
     app.state.stream_settings = stream_settings or StreamSettings()
-    routers = [m.router for m in (jobs, stream, dlq, queues, workers, health, home)]
-    routers += optional_routers()
+    # Breaker states of the shared webhook circuit breakers, refreshed on every scrape.
+    app.state.webhook_metrics = WebhookMetrics(metrics.registry)
+    routers = [m.router for m in (jobs, stream, dlq, queues, workers, webhooks, health, home)]
     for router in routers:
         app.include_router(router)
     index_methods(app, routers)

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from conveyor.api.auth import Scope, require
 from conveyor.api.jobs import ERRORS, Service, json_response, page_response, single_valued
-from conveyor.api.schemas import DlqRequeueIn, JobPageOut, RequeuedOut
+from conveyor.api.schemas import DlqRequeueIn, FilterName, JobPageOut, RequeuedOut
 from conveyor.backend import LIST_LIMIT_MAX, JobFilter
 from conveyor.jobs import JobStatus
 
@@ -27,9 +27,9 @@ router = APIRouter(tags=["dead-letter queue"])
 )
 async def list_dead(
     svc: Service,
-    queue: Annotated[list[str] | None, Query()] = None,
-    kind: Annotated[list[str] | None, Query()] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    queue: Annotated[tuple[FilterName, ...], Query()] = (),
+    kind: Annotated[tuple[FilterName, ...], Query()] = (),
+    cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 50,
 ) -> Response:
     """Failed jobs, newest first, with every attempt's error."""

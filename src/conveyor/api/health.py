@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from conveyor.api.jobs import json_response
 from conveyor.api.schemas import HealthOut, ReadyOut
 from conveyor.api.service import JobsService
+from conveyor.api.webhooks import refresh_breaker_metrics
 from conveyor.errors import ConveyorError
 from conveyor.observability.metrics import CONTENT_TYPE, ConveyorMetrics
 
@@ -63,4 +64,5 @@ async def metrics(request: Request) -> Response:
     # On backend trouble serve the last known depths; /ready reports the trouble.
     with contextlib.suppress(ConveyorError):
         await registry.refresh_queue_depth(svc.backend)
+        await refresh_breaker_metrics(request)
     return Response(registry.render(), media_type=CONTENT_TYPE)

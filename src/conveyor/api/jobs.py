@@ -17,10 +17,19 @@ from fastapi.responses import Response
 
 from conveyor.api.auth import Scope, require
 from conveyor.api.problems import ApiProblem, Problem
-from conveyor.api.schemas import BatchIn, EnqueueIn, IsoTime, JobOut, JobPageOut, job_json
+from conveyor.api.schemas import (
+    BatchIn,
+    EnqueueIn,
+    FilterName,
+    IsoTime,
+    JobOut,
+    JobPageOut,
+    job_json,
+)
 from conveyor.api.service import JobsService
 from conveyor.backend import LIST_LIMIT_MAX, JobFilter
 from conveyor.errors import BackendError, BackendUnavailable
+from conveyor.handler import HandlerOptions
 from conveyor.jobs import Job, JobStatus, NewJob
 
 router = APIRouter(tags=["jobs"])
@@ -71,19 +80,32 @@ def json_response(
     )
 
 
-def to_new_job(body: EnqueueIn, trace: str | None, idempotency_key: str | None = None) -> NewJob:
+def to_new_job(
+    body: EnqueueIn,
+    trace: str | None,
+    idempotency_key: str | None = None,
+    defaults: HandlerOptions | None = None,
+) -> NewJob:
+    """The ``NewJob`` for a request. Options the request leaves out come from the kind's
+    registered defaults (a task's queue and attempts, the webhook kind's queue), when known."""
+    given = body.model_fields_set
+    queue, priority, max_attempts = body.queue, body.priority, body.max_attempts
+    timeout = None if body.timeout_seconds is None else timedelta(seconds=body.timeout_seconds)
+    if defaults is not None:
+        queue = queue if "queue" in given else defaults.queue
+        priority = priority if "priority" in given else defaults.priority
+        max_attempts = max_attempts if "max_attempts" in given else defaults.max_attempts
+        timeout = timeout if "timeout_seconds" in given else defaults.timeout
     try:
         return NewJob(
             kind=body.kind,
             payload=body.payload,
-            queue=body.queue,
-            priority=body.priority,
+            queue=queue,
+            priority=priority,
             run_at=body.run_at,
             delay=None if body.delay_seconds is None else timedelta(seconds=body.delay_seconds),
-            max_attempts=body.max_attempts,
-            timeout=None
-            if body.timeout_seconds is None
-            else timedelta(seconds=body.timeout_seconds),
+            max_attempts=max_attempts,
+            timeout=timeout,
             idempotency_key=idempotency_key or body.idempotency_key,
             trace=trace if trace and _TRACEPARENT.match(trace) else None,
         )
@@ -115,7 +137,7 @@ async def enqueue_job(
         raise ApiProblem(
             Problem(422, "validation-error", "Idempotency-Key header and field differ")
         )
-    new = to_new_job(body, traceparent, idempotency_key or None)
+    new = to_new_job(body, traceparent, idempotency_key or None, svc.kind_defaults.get(body.kind))
     [entry] = await svc.enqueue([new], [body.allow_unknown_kind])
     return json_response(
         job_json(entry.job),
@@ -137,7 +159,9 @@ async def enqueue_batch(
     traceparent: Annotated[str | None, Header(max_length=128)] = None,
 ) -> Response:
     """Enqueue many jobs in one transaction: all are stored, or none (e.g. on 429)."""
-    news = [to_new_job(item, traceparent) for item in body.jobs]
+    news = [
+        to_new_job(item, traceparent, None, svc.kind_defaults.get(item.kind)) for item in body.jobs
+    ]
     entries = await svc.enqueue(news, [item.allow_unknown_kind for item in body.jobs])
     return json_response([job_json(e.job) for e in entries], 201)
 
@@ -154,12 +178,12 @@ async def enqueue_batch(
 async def list_jobs(
     svc: Service,
     *,
-    status: Annotated[list[JobStatus] | None, Query()] = None,
-    queue: Annotated[list[str] | None, Query()] = None,
-    kind: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[tuple[JobStatus, ...], Query()] = (),
+    queue: Annotated[tuple[FilterName, ...], Query()] = (),
+    kind: Annotated[tuple[FilterName, ...], Query()] = (),
     created_after: IsoTime | None = None,
     created_before: IsoTime | None = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 50,
 ) -> Response:
     """Jobs, newest first, with filters; follow ``next_cursor`` for the next page."""

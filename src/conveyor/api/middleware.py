@@ -8,9 +8,10 @@ the body streams in, before anything is buffered.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +21,19 @@ from conveyor.observability.metrics import ConveyorMetrics
 
 _access = structlog.get_logger("conveyor.api.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+# Generated request ids: 32 hex digits, a random per-process prefix and a counter. Unique,
+# not secret, and no ``getrandom`` system call per request (``uuid4`` makes one).
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count()
+
+
+def _reseed_ids() -> None:
+    """A forked child must not share its parent's prefix."""
+    global _ID_PREFIX
+    _ID_PREFIX = os.urandom(8).hex()
+
+
+os.register_at_fork(after_in_child=_reseed_ids)
 
 
 class BodyLimitMiddleware:
@@ -113,24 +127,31 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        # bind/reset rather than ``bound_contextvars``: same effect, a fraction of the cost.
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
             try:
-                await self.app(scope, receive, send_with_id)
+                self._record(scope, status, time.perf_counter() - began)
             finally:
-                elapsed = time.perf_counter() - began
-                route = scope.get("route")
-                template = getattr(route, "path", None) or "unmatched"
-                if self.metrics is not None:
-                    self.metrics.observe_request(scope["method"], template, status, elapsed)
-                if self.access_log:
-                    _access.info(
-                        "http.request",
-                        method=scope["method"],
-                        path=scope.get("path", ""),
-                        route=template,
-                        status=status,
-                        duration_ms=round(elapsed * 1000, 2),
-                    )
+                structlog.contextvars.reset_contextvars(**tokens)
+
+    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+        """Metrics and the access log line for one finished request."""
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        if self.metrics is not None:
+            self.metrics.observe_request(scope["method"], template, status, elapsed)
+        if self.access_log:
+            _access.info(
+                "http.request",
+                method=scope["method"],
+                path=scope.get("path", ""),
+                route=template,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
 
 
 def _request_id(scope: Scope) -> str:
@@ -139,4 +160,4 @@ def _request_id(scope: Scope) -> str:
             text = bytes(value).decode("latin-1")
             if _REQUEST_ID.match(text):
                 return text
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"

@@ -174,25 +174,32 @@ def _http_problem(exc: StarletteHTTPException) -> Problem:
     return Problem(status, slug, detail, headers=headers)
 
 
+RouteIndex = list[tuple[re.Pattern[str], frozenset[str], bool]]
+
+
 def index_methods(app: FastAPI, routers: Iterable[APIRouter]) -> None:
     """Remember which methods each path template serves, for the ``Allow`` header of 405s
     (Starlette names only the first matching route's methods)."""
-    index: list[tuple[re.Pattern[str], frozenset[str]]] = []
+    index: RouteIndex = []
     for router in routers:
         for route in router.routes:
             methods = getattr(route, "methods", None)
             regex = getattr(route, "path_regex", None)
+            path = str(getattr(route, "path", ""))
             if methods and regex is not None:
-                index.append((regex, frozenset(methods)))
+                index.append((regex, frozenset(methods), "{" not in path))
     app.state.route_methods = index
 
 
 def allowed_methods(request: Request) -> set[str]:
-    index: list[tuple[re.Pattern[str], frozenset[str]]] = getattr(
-        request.app.state, "route_methods", []
-    )
+    """Methods of the routes matching the path; a literal path (``/jobs/batch``) hides the
+    templates it also happens to match (``/jobs/{job_id}``)."""
+    index: RouteIndex = getattr(request.app.state, "route_methods", [])
     path = request.url.path
-    return {m for regex, methods in index if regex.match(path) for m in methods}
+    matches = [(methods, static) for regex, methods, static in index if regex.match(path)]
+    if any(static for _, static in matches):
+        matches = [(methods, static) for methods, static in matches if static]
+    return {m for methods, _ in matches for m in methods}
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -59,6 +59,7 @@ def _iso_text(value: object) -> object:
 
 IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 StrictFloat = Annotated[float, Field(strict=True)]
+FilterName = Annotated[str, Field(min_length=1, max_length=200)]  # a queue or kind to filter on
 
 
 class Strict(BaseModel):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import orjson
@@ -29,6 +29,7 @@ from conveyor.backend import (
 )
 from conveyor.errors import InvalidTransition, JobNotFound, PayloadTooLarge, UnknownKind
 from conveyor.events import EventBus, JobEnqueued
+from conveyor.handler import HandlerOptions
 from conveyor.jobs import WAITING_STATUSES, Job, JobId, JobStatus, NewJob
 
 KNOWN_KINDS_WINDOW = timedelta(hours=1)  # a worker seen this recently still "knows" its kinds
@@ -43,11 +44,6 @@ def parse_job_id(raw: str) -> JobId:
         raise JobNotFound(raw) from None
 
 
-@dataclass(frozen=True, slots=True)
-class EnqueueOptions:
-    allow_unknown_kind: bool = False
-
-
 class JobsService:
     """Jobs, the dead-letter queue, queues and workers, as the API sees them."""
 
@@ -58,11 +54,14 @@ class JobsService:
         bus: EventBus | None = None,
         max_payload_bytes: int = 512 * 1024,
         registry_kinds: Iterable[str] = (),
+        kind_defaults: Mapping[str, HandlerOptions] | None = None,
     ) -> None:
         self.backend = backend
         self.bus = bus or EventBus()
         self.max_payload_bytes = max_payload_bytes
-        self.local_kinds = frozenset(registry_kinds)
+        # Options of locally registered kinds fill what a request leaves out.
+        self.kind_defaults: Mapping[str, HandlerOptions] = dict(kind_defaults or {})
+        self.local_kinds = frozenset(registry_kinds) | frozenset(self.kind_defaults)
         self._worker_kinds: frozenset[str] = frozenset()
         self._kinds_read_at = float("-inf")
 

@@ -74,7 +74,7 @@ class WebhookAdmin:
         self.metrics = metrics
 
 
-def admin(request: Request) -> WebhookAdmin:
+async def admin(request: Request) -> WebhookAdmin:
     state = request.app.state
     existing = getattr(state, "webhooks", None)
     if isinstance(existing, WebhookAdmin):
@@ -226,7 +226,7 @@ async def refresh_breaker_metrics(request: Request) -> None:
     if not isinstance(metrics, WebhookMetrics):
         return
     try:
-        adm = admin(request)
+        adm = await admin(request)
     except ApiProblem:
         return
     metrics.refresh_breakers(await adm.breakers.snapshots())

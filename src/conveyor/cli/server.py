@@ -136,9 +136,15 @@ def app_from_environment() -> FastAPI:
     spec = os.environ.get("CONVEYOR_API_APP") or None
     app = load_app(spec)
     url = resolve_database_url(None, app.configured_url if app else None)
-    kinds = app.registry.kinds() if app else ()
+    # Without --app, a bare app still knows the built-in kinds (webhook) and their defaults.
+    registry = (app or Conveyor(url)).registry
     access_log = os.environ.get("CONVEYOR_API_ACCESS_LOG", "1") != "0"
-    return create_app(url, settings=settings, registry_kinds=kinds, access_log=access_log)
+    return create_app(
+        url,
+        settings=settings,
+        kind_defaults={r.kind: r.options for r in registry},
+        access_log=access_log,
+    )
 
 
 def api_command(
@@ -179,13 +185,32 @@ def api_command(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=max(1, int(settings.grace_seconds)),
+        loop="auto",  # uvloop when installed
+        http="auto",  # httptools when installed
     )
     if workers > 1:
         from uvicorn.supervisors import Multiprocess
 
         Multiprocess(config, sockets=[sock]).run()
     else:
-        uvicorn.Server(config).run(sockets=[sock])
+        # uvicorn's loop factory: uvloop when installed (``uvicorn.run`` would pick it too;
+        # a bare ``asyncio.run`` would not).
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(_serve_api(_server(config), sock))
+
+
+async def _serve_api(server: uvicorn.Server, sock: socket.socket) -> None:
+    """Serve until SIGINT/SIGTERM (a second one: at once), then exit 0."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if server.should_exit:
+            server.force_exit = True
+        server.should_exit = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+    await server.serve(sockets=[sock])
 
 
 # ------------------------------------------------------------------------------ conveyor up
@@ -261,7 +286,7 @@ async def run_up(app: Conveyor, url: str, sock: socket.socket, banner: str) -> N
     api = create_app(
         backend,
         settings=settings,
-        registry_kinds=app.registry.kinds(),
+        kind_defaults={r.kind: r.options for r in app.registry},
         bus=bus,
         access_log=True,
         log_events=False,  # logged below for the whole run, the worker's shutdown included

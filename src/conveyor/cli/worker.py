@@ -10,12 +10,13 @@ The database URL is ``--database-url``, else ``CONVEYOR_DATABASE_URL``, else the
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from conveyor.settings import Settings, resolve_database_url
 if TYPE_CHECKING:
     from conveyor.worker.runtime import Worker
 
+GC_THRESHOLD = 7_000  # allocations between young collections (CPython's default: 700)
 APP_HELP = "The Conveyor app to run, as module:attribute (e.g. myproject.tasks:app)."
 URL_HELP = "Database URL (else CONVEYOR_DATABASE_URL, else the app's, else sqlite:///conveyor.db)."
 
@@ -81,11 +83,22 @@ async def _watch_supervisor(expected: int, worker: Worker) -> None:
     worker.request_stop()
 
 
+def _tune_gc() -> None:
+    """A worker process allocates a few short-lived objects per job: move everything loaded
+    at start-up (modules, the app) out of the collector's sight and collect young objects
+    less often. Cuts the collector's share from ~9 to ~0 us per job (docs/performance.md).
+    Process-wide, so only here (a dedicated worker process), never in ``Worker`` itself."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 10, 10)
+
+
 async def _serve(app: Conveyor, config_args: dict[str, object]) -> None:
     from conveyor.worker.config import WorkerConfig
     from conveyor.worker.runtime import Worker
 
     worker = Worker(app, config=WorkerConfig(**config_args))  # type: ignore[arg-type]
+    _tune_gc()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.request_stop)
@@ -149,7 +162,22 @@ def worker_command(
     logging.getLogger("conveyor.worker").info(
         "worker on %s, queues %s, concurrency %d", mask_url(url), ",".join(chosen), concurrency
     )
-    _translate(lambda: asyncio.run(_serve(app, config)), url)
+    _translate(lambda: _run_loop(_serve(app, config)), url)
+
+
+def _run_loop(main: Coroutine[object, object, None]) -> None:
+    """Run the worker's loop: uvloop when installed (a cheaper loop per job, see
+    docs/performance.md) unless ``CONVEYOR_UVLOOP=0``; else the standard asyncio loop."""
+    factory = None
+    if os.environ.get("CONVEYOR_UVLOOP", "1").lower() not in ("0", "false", "no", "off"):
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
 
 
 def _translate(run: Callable[[], object], url: str) -> None:
@@ -181,6 +209,19 @@ def migrate_command(
     status: list[MigrationStatus] = []
     _translate(lambda: status.append(asyncio.run(_migrate(url))), url)
     typer.echo(f"{mask_url(url)}: schema at version {status[0].current} of {status[0].latest}")
+
+
+def worker_main() -> None:
+    """``python -m conveyor.worker``: the worker command alone (lean worker processes)."""
+    from conveyor.cli import EXIT_ERROR, EXIT_UNAVAILABLE
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(worker_command)
+    try:
+        app(prog_name="conveyor worker")
+    except ConveyorError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(EXIT_UNAVAILABLE if isinstance(exc, BackendUnavailable) else EXIT_ERROR)
 
 
 def register(app: typer.Typer) -> None:

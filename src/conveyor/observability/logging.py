@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TextIO
 
 import structlog
@@ -35,10 +36,36 @@ from conveyor.events import (
 LOG_FORMATS = ("auto", "json", "console")
 
 
+class _LineSink:
+    """Where structlog's own lines go: the current ``configure_logging`` handler's stream,
+    under that handler's lock (so they never interleave with stdlib records). Loggers cached
+    on first use keep this object, so a later ``configure_logging`` still redirects them."""
+
+    handler: logging.StreamHandler[TextIO] | None = None
+
+    def msg(self, message: str) -> None:
+        handler = self.handler
+        if handler is None:  # configure_logging was undone (tests reset the root handlers)
+            sys.stderr.write(message + "\n")
+            return
+        with handler.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            handler.stream.write(message + "\n")
+            handler.stream.flush()
+
+    log = debug = info = warn = warning = error = err = critical = exception = fatal = msg
+
+
+_SINK = _LineSink()
+
+
 def configure_logging(
     log_format: str = "auto", level: str = "info", stream: TextIO | None = None
 ) -> None:
-    """Route structlog and the standard ``logging`` module to ``stream`` (stderr) in one format."""
+    """Route structlog and the standard ``logging`` module to ``stream`` (stderr) in one format.
+
+    structlog's lines skip the stdlib machinery (no ``LogRecord``, no caller lookup): they are
+    filtered by level before any processor runs, rendered once and written straight to the
+    stream. Stdlib records (uvicorn, libraries) are rendered by the same renderer."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
     out = stream or sys.stderr
@@ -52,12 +79,9 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        logger_factory=lambda *_: _SINK,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -70,6 +94,7 @@ def configure_logging(
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
+    _SINK.handler = handler
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
@@ -94,18 +119,29 @@ _EVENT_NAMES: dict[type[Event], str] = {
 }
 
 
+_SLOTS: dict[type[Event], tuple[str, ...]] = {}
+
+
+def _slots(cls: type[Event]) -> tuple[str, ...]:
+    """The event type's field names, subclass fields first (computed once per type)."""
+    names = _SLOTS.get(cls)
+    if names is None:
+        names = tuple(n for c in cls.__mro__ for n in getattr(c, "__slots__", ()))
+        _SLOTS[cls] = names
+    return names
+
+
 def _fields(event: Event) -> dict[str, object]:
     """The event's own fields, durations in seconds, ready for a log line."""
     out: dict[str, object] = {}
-    for cls in type(event).__mro__:
-        for name in getattr(cls, "__slots__", ()):
-            value = getattr(event, name)
-            if hasattr(value, "total_seconds"):
-                out[f"{name}_seconds"] = round(value.total_seconds(), 6)
-            elif isinstance(value, tuple):
-                out[name] = list(value)
-            else:
-                out[name] = value
+    for name in _slots(type(event)):
+        value = getattr(event, name)
+        if isinstance(value, timedelta):
+            out[f"{name}_seconds"] = round(value.total_seconds(), 6)
+        elif isinstance(value, tuple):
+            out[name] = list(value)
+        else:
+            out[name] = value
     return out
 
 

@@ -49,6 +49,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds; job durations span milliseconds (python tasks) to many minutes (builds).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 PICKUP_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# Label children kept per label set (bounded: labels come from requests and job kinds).
+CHILD_CACHE_MAX = 10_000
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
@@ -137,6 +139,8 @@ class ConveyorMetrics:
         r.register(self.depth)
         self._depth_cache = (depth_cache or timedelta(seconds=2)).total_seconds()
         self._depth_at = float("-inf")
+        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._enqueued_children: dict[tuple[str, str], Counter] = {}
 
     # ------------------------------------------------------------------ event subscriber
 
@@ -144,7 +148,7 @@ class ConveyorMetrics:
         """The ``EventBus`` subscriber: one counter or histogram update per event."""
         if isinstance(event, JobEnqueued):
             if event.created:
-                self.enqueued.labels(event.queue, event.kind).inc()
+                self._enqueued_child(event.queue, event.kind).inc()
         elif isinstance(event, JobClaimed):
             self.pickup.labels(event.queue).observe(max(event.pickup.total_seconds(), 0.0))
         elif isinstance(event, JobCompleted):
@@ -162,11 +166,29 @@ class ConveyorMetrics:
         elif isinstance(event, WorkerStopped):
             self.active.labels(event.worker).set(0)
 
+    def _enqueued_child(self, queue: str, kind: str) -> Counter:
+        child = self._enqueued_children.get((queue, kind))
+        if child is None:
+            child = self.enqueued.labels(queue, kind)
+            if len(self._enqueued_children) < CHILD_CACHE_MAX:
+                self._enqueued_children[(queue, kind)] = child
+        return child
+
     # ------------------------------------------------------------------ HTTP and scrapes
 
     def observe_request(self, method: str, route: str, status: int, elapsed: float) -> None:
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_duration.labels(method, route).observe(elapsed)
+        # Children cached per label set: ``labels()`` validates and locks on every call.
+        key = (method, route, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_duration.labels(method, route),
+            )
+            if len(self._http_children) < CHILD_CACHE_MAX:
+                self._http_children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed)
 
     async def refresh_queue_depth(self, backend: QueueAdmin) -> None:
         """Re-read ``stats()`` unless the cached snapshot is fresh enough."""

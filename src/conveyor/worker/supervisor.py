@@ -1,5 +1,6 @@
 """``conveyor worker --processes N``: one supervisor process runs N worker processes (each
-``python -m conveyor worker ... --processes 1``), restarts a child that crashes (with
+``python -m conveyor.worker ... --processes 1``: the worker command without the rest of the
+CLI, so a worker process loads no client or web code), restarts a child that crashes (with
 backoff), forwards stop requests as SIGTERM (a second request: SIGTERM again, which the
 child treats as "stop at once"), and returns 0 when every child exited cleanly.
 
@@ -34,7 +35,8 @@ class Supervisor:
         restart_backoff: timedelta = timedelta(seconds=1),
         max_backoff: timedelta = timedelta(seconds=30),
     ) -> None:
-        self._argv = [sys.executable, "-m", "conveyor", "worker", *child_args]
+        # ``python -m conveyor.worker``: the worker command without the rest of the CLI.
+        self._argv = [sys.executable, "-m", "conveyor.worker", *child_args]
         self._processes = processes
         self._env = {**(env if env is not None else os.environ), SUPERVISOR_ENV: str(os.getpid())}
         self._backoff = restart_backoff

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import orjson
 
@@ -19,7 +20,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Fields = Mapping[str, str]
 
 
+@lru_cache(maxsize=4096)
 def at(micros: int | bytes | str) -> datetime:
+    """Cached: the jobs of one claim share their lease times, those of one enqueue batch
+    their creation time (datetimes are immutable; decoding one costs about 1 us)."""
     return EPOCH + timedelta(microseconds=int(micros))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -23,8 +24,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Row = Sequence[Any]  # what sqlite3 hands back; typed at this boundary only
 
 
+@lru_cache(maxsize=4096)
 def from_micros(micros: int) -> datetime:
-    """Exact inverse of ``clock.to_micros`` (no float on the way)."""
+    """Exact inverse of ``clock.to_micros`` (no float on the way). Cached: the jobs of one
+    claim share their lease times, those of one enqueue batch their creation time."""
     return _EPOCH + timedelta(microseconds=micros)
 
 

@@ -129,15 +129,15 @@ class WebhookClient:
         return await self._app.enqueue_async(job)
 
 
-def install_webhooks(
+def webhook_handler(
     app: Conveyor,
     *,
     settings: WebhookSettings | None = None,
     metrics: WebhookMetrics | None = None,
-    queue: str = WEBHOOK_QUEUE,
 ) -> WebhookHandler:
-    """Register the ``webhook`` kind in ``app.registry``; deliveries use the app's backend
-    (on each loop, ``await app.backend()``) as their ``RecordStore``."""
+    """The ``webhook`` kind's handler for ``app``: deliveries use the app's backend (on each
+    loop, ``await app.backend()``) as their ``RecordStore``. ``Conveyor`` registers it
+    lazily (``LazyHandler``), so a worker imports the HTTP stack on its first delivery only."""
 
     async def records() -> RecordStore:
         backend = await app.backend()
@@ -145,6 +145,18 @@ def install_webhooks(
             raise ConfigurationError(f"{backend.url} cannot store webhook endpoints (records)")
         return backend
 
-    handler = WebhookHandler(records, settings=settings, clock=app.clock, metrics=metrics)
+    return WebhookHandler(records, settings=settings, clock=app.clock, metrics=metrics)
+
+
+def install_webhooks(
+    app: Conveyor,
+    *,
+    settings: WebhookSettings | None = None,
+    metrics: WebhookMetrics | None = None,
+    queue: str = WEBHOOK_QUEUE,
+) -> WebhookHandler:
+    """Register the ``webhook`` kind in ``app.registry`` with a handler built now (custom
+    ``settings``/``metrics``); replaces the lazy registration every app starts with."""
+    handler = webhook_handler(app, settings=settings, metrics=metrics)
     app.registry.register(WEBHOOK_KIND, handler, webhook_options(queue=queue))
     return handler
