@@ -245,7 +245,9 @@ def report(args: argparse.Namespace, rows: list[tuple[str, dict[str, float]]]) -
         f"API load: concurrency {args.concurrency}, {args.duration:g} s per scenario, "
         f"`conveyor api --workers {args.workers}` on PostgreSQL (fsync on), "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}; load generator, API and "
-        "PostgreSQL share the machine.",
+        "PostgreSQL share the machine. Load average at the end: "
+        + " / ".join(f"{x:.2f}" for x in os.getloadavg())
+        + " (1 / 5 / 15 min).",
         "",
         "| scenario | requests/s | jobs/s | p50 ms | p99 ms | errors | API CPU ms/request |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",

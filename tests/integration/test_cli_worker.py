@@ -98,3 +98,70 @@ def test_worker_runs_jobs_and_stops_on_sigterm(sqlite_url: str, processes: str) 
     finally:
         tasks.app.close()
         tasks.app.use_database_url("sqlite:///conveyor.db")
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_worker_serves_metrics(sqlite_url: str, processes: int) -> None:
+    import httpx
+    from examples import tasks
+    from prometheus_client.parser import text_string_to_metric_families
+    from tests.services import free_port
+
+    port = free_port() if processes == 1 else _two_free_ports()
+    tasks.app.use_database_url(sqlite_url)
+    worker = start(
+        "worker",
+        "--app",
+        APP,
+        "--processes",
+        str(processes),
+        "--metrics-port",
+        str(port),
+        url=sqlite_url,
+    )
+    try:
+        ids = [j.id for j in tasks.noop.enqueue_many([{}] * 10)]
+        wait_all(tasks.app, ids, JobStatus.COMPLETED)
+        processed = 0.0
+        deadline = time.monotonic() + 20
+        while processed < 10:  # the children's counters, summed, reach every job
+            assert time.monotonic() < deadline, processed
+            processed = 0.0
+            for slot in range(processes):
+                try:
+                    text = httpx.get(f"http://127.0.0.1:{port + slot}/metrics", timeout=2).text
+                except httpx.TransportError:
+                    continue
+                for family in text_string_to_metric_families(text):
+                    if family.name == "conveyor_jobs_processed":
+                        processed += sum(
+                            s.value for s in family.samples if s.name.endswith("_total")
+                        )
+            time.sleep(0.1)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        tasks.app.close()
+        tasks.app.use_database_url("sqlite:///conveyor.db")
+    assert worker.returncode == 0
+
+
+def _two_free_ports() -> int:
+    """A port P with P+1 free too (the second child's)."""
+    import socket
+
+    from tests.services import free_port
+
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no two adjacent free ports")

@@ -127,12 +127,13 @@ def to_new_job(
 )
 async def enqueue_job(
     body: EnqueueIn,
-    svc: Service,
+    request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     traceparent: Annotated[str | None, Header(max_length=128)] = None,
 ) -> Response:
     """Enqueue one job. 201 with the job; 200 with the existing job when the idempotency key
     (``Idempotency-Key`` header or ``idempotency_key`` field) was already used."""
+    svc: JobsService = request.app.state.service  # not a dependency: the hot path
     if idempotency_key is not None and body.idempotency_key not in (None, idempotency_key):
         raise ApiProblem(
             Problem(422, "validation-error", "Idempotency-Key header and field differ")
@@ -155,10 +156,11 @@ async def enqueue_job(
 )
 async def enqueue_batch(
     body: BatchIn,
-    svc: Service,
+    request: Request,
     traceparent: Annotated[str | None, Header(max_length=128)] = None,
 ) -> Response:
     """Enqueue many jobs in one transaction: all are stored, or none (e.g. on 429)."""
+    svc: JobsService = request.app.state.service  # not a dependency: the hot path
     news = [
         to_new_job(item, traceparent, None, svc.kind_defaults.get(item.kind)) for item in body.jobs
     ]

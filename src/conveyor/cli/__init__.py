@@ -36,8 +36,14 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: server or backend unreachable
 
 
-def _register_all() -> None:
-    for name in COMMAND_MODULES:
+# Commands served by one module alone: load only that one (a worker process need not import
+# the HTTP client, Rich tables or the web stack; it keeps worker RSS down).
+SOLO_COMMANDS = {"worker": "conveyor.cli.worker", "migrate": "conveyor.cli.worker"}
+
+
+def _register_all(argv: list[str]) -> None:
+    solo = SOLO_COMMANDS.get(argv[1]) if len(argv) > 1 else None
+    for name in (solo,) if solo else COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -48,7 +54,7 @@ def _register_all() -> None:
 
 
 def main() -> None:
-    _register_all()
+    _register_all(sys.argv)
     try:
         app()
     except ConveyorError as exc:

@@ -43,7 +43,7 @@ def submit(
     kind: Annotated[str, typer.Argument(help="The kind of job (which handler runs it).")],
     *,
     payload: Annotated[str, typer.Option("--payload", "-p", help="JSON object input.")] = "{}",
-    queue: Annotated[str | None, typer.Option(help="Queue (default: the kind's queue, else default).")] = None,
+    queue: Annotated[str | None, typer.Option(help="Queue (default: the kind's).")] = None,
     delay: Annotated[float | None, typer.Option(help="Run after this many seconds.", min=0)] = None,
     priority: Annotated[int | None, typer.Option(help="Higher runs first.")] = None,
     max_attempts: Annotated[int | None, typer.Option(min=1)] = None,

@@ -29,6 +29,7 @@ from conveyor.errors import BackendUnavailable, ConfigurationError, ConveyorErro
 from conveyor.settings import Settings, resolve_database_url
 
 if TYPE_CHECKING:
+    from conveyor.events import EventBus
     from conveyor.worker.runtime import Worker
 
 GC_THRESHOLD = 7_000  # allocations between young collections (CPython's default: 700)
@@ -93,11 +94,29 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD, 10, 10)
 
 
-async def _serve(app: Conveyor, config_args: dict[str, object]) -> None:
+def _start_metrics(port: int) -> tuple[EventBus, Callable[[], None]]:
+    """Prometheus metrics of this worker process on 127.0.0.1: ``port`` for a single
+    process, ``port + slot`` for the children of ``--processes N`` (slot 0 .. N-1)."""
+    from conveyor.events import EventBus
+    from conveyor.observability.metrics import install_metrics, start_metrics_server
+    from conveyor.worker.supervisor import SLOT_ENV
+
+    slot = os.environ.get(SLOT_ENV, "0")
+    port += int(slot) if slot.isdigit() else 0
+    bus = EventBus()
+    stop = start_metrics_server(port, install_metrics(bus))
+    logging.getLogger("conveyor.worker").info("metrics on http://127.0.0.1:%d/metrics", port)
+    return bus, stop
+
+
+async def _serve(
+    app: Conveyor, config_args: dict[str, object], metrics_port: int | None = None
+) -> None:
     from conveyor.worker.config import WorkerConfig
     from conveyor.worker.runtime import Worker
 
-    worker = Worker(app, config=WorkerConfig(**config_args))  # type: ignore[arg-type]
+    bus, stop_metrics = _start_metrics(metrics_port) if metrics_port else (None, None)
+    worker = Worker(app, config=WorkerConfig(**config_args), events=bus)  # type: ignore[arg-type]
     _tune_gc()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -111,6 +130,8 @@ async def _serve(app: Conveyor, config_args: dict[str, object]) -> None:
     finally:
         if watchdog is not None:
             watchdog.cancel()
+        if stop_metrics is not None:
+            stop_metrics()
         await app.aclose()
 
 
@@ -136,6 +157,13 @@ def worker_command(
         None, "--grace", min=0, help="Seconds running jobs get to finish on SIGTERM (30)."
     ),
     database_url: str | None = typer.Option(None, "--database-url", help=URL_HELP),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        min=1,
+        max=65535,
+        help="Serve Prometheus metrics on 127.0.0.1:PORT (PORT+i for the i-th of --processes).",
+    ),
 ) -> None:
     """Run a worker: claim jobs from the queues and run the app's tasks."""
     settings = Settings()
@@ -148,6 +176,8 @@ def worker_command(
     if processes > 1:
         child = ["--app", app_spec, "--queues", ",".join(chosen), "--concurrency", str(concurrency)]
         child += ["--grace", str(grace_seconds), "--processes", "1"]
+        if metrics_port:
+            child += ["--metrics-port", str(metrics_port)]
         code = asyncio.run(_supervise(child, processes, url))
         raise typer.Exit(code)
     if not app.registry.kinds():
@@ -162,7 +192,7 @@ def worker_command(
     logging.getLogger("conveyor.worker").info(
         "worker on %s, queues %s, concurrency %d", mask_url(url), ",".join(chosen), concurrency
     )
-    _translate(lambda: _run_loop(_serve(app, config)), url)
+    _translate(lambda: _run_loop(_serve(app, config, metrics_port)), url)
 
 
 def _run_loop(main: Coroutine[object, object, None]) -> None:

@@ -1,5 +1,7 @@
 """The completion buffer: on the hot path, successful outcomes are written in batches (one
-``backend.complete`` call per few milliseconds or per ``completion_batch`` jobs).
+``backend.complete`` call per few milliseconds or per ``completion_batch`` jobs, or at once
+when the worker has no free slot: a buffered job keeps its slot until its outcome is written,
+so a worker never holds more leases than its concurrency).
 
 A completion buffered but not yet written when the process dies is simply re-run after its
 lease is rescued (at-least-once). Each write runs under ``asyncio.shield``, so stopping the
@@ -43,10 +45,12 @@ class CompletionBuffer:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, completion: Completion) -> None:
+    def add(self, completion: Completion, *, urgent: bool = False) -> None:
+        """Buffer ``completion``; ``urgent``: write without waiting for the flush interval
+        (the worker has no free slot left, and buffered jobs keep theirs until written)."""
         self._pending.append(completion)
         self._wake.set()
-        if len(self._pending) >= self._batch:
+        if urgent or len(self._pending) >= self._batch:
             self._full.set()
 
     async def run(self) -> None:

@@ -89,6 +89,7 @@ class RunningJob:
     task: asyncio.Task[None] | None = None
     stop_reason: StopReason | None = None
     deciding: bool = False  # the handler is done; its outcome is being written
+    buffered: bool = False  # its completion waits in the buffer; it keeps its slot till written
     expired: bool = False  # its timeout elapsed while the handler ran
 
     @property
@@ -155,7 +156,9 @@ class Executor:
         self.events = events
         self.offload = offload
         self.held: dict[JobId, RunningJob] = {}  # leases we hold (handler or write pending)
-        self.active = 0  # jobs occupying a slot
+        # Jobs occupying a slot: from claim until their outcome is written (a buffered
+        # completion included), so this worker never holds more leases than its concurrency.
+        self.active = 0
         self.slot_freed = asyncio.Event()
         self.idle = asyncio.Event()  # set when nothing occupies a slot
         self.idle.set()
@@ -196,7 +199,8 @@ class Executor:
         try:
             await self._execute(rj)
         finally:
-            self._free_slot()
+            if not rj.buffered:  # else ``_completed`` frees the slot once it is written
+                self._free_slot()
 
     async def _execute(self, rj: RunningJob) -> None:
         reg = rj.registration
@@ -233,8 +237,9 @@ class Executor:
                 await self._stopped(rj)
                 return
             rj.deciding = True
+            rj.buffered = True
             self._completing[rj.lease.token] = rj
-            self.completer.add(Completion(rj.lease, result))
+            self.completer.add(Completion(rj.lease, result), urgent=self.free_slots <= 0)
 
     @staticmethod
     def _expire(rj: RunningJob) -> None:
@@ -348,6 +353,7 @@ class Executor:
         for completion in batch:
             rj = self._completing.pop(completion.lease.token)
             self._forget(rj)
+            self._free_slot()
             event: JobEvent
             if completion.lease.job_id in lost:
                 event = LeaseLostEvent(*rj.key)

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 log = logging.getLogger("conveyor.supervisor")
+SLOT_ENV = "CONVEYOR_WORKER_SLOT"
 SUPERVISOR_ENV = "CONVEYOR_SUPERVISOR_PID"
 STABLE_AFTER = timedelta(seconds=60)  # a child that ran this long resets the backoff
 
@@ -66,8 +67,9 @@ class Supervisor:
         delay = self._backoff.total_seconds()
         while True:
             started = time.monotonic()
+            env = {**self._env, SLOT_ENV: str(index)}  # e.g. for a metrics port per child
             process = await asyncio.create_subprocess_exec(
-                *self._argv, env=self._env, start_new_session=True
+                *self._argv, env=env, start_new_session=True
             )
             self._children[index] = process
             log.info("worker process %d started (pid %d)", index, process.pid)
