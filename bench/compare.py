@@ -215,10 +215,11 @@ def main() -> None:
         for rnd in range(args.rounds):
             for system, backend in plan if rnd % 2 == 0 else plan[::-1]:
                 name = f"r{rnd}_{system}_{backend}"
-                t0 = time.monotonic()
+                t0, load = time.monotonic(), os.getloadavg()[0]
                 with fresh_store(backend, srv, name, tmp) as url:
                     res = run_one(system, backend, url, spec, args.timeout, tmp / name)
                 res["round"], res["seconds"] = rnd, round(time.monotonic() - t0, 1)
+                res["load1"] = round(load, 2)
                 runs.append(res)
                 print(f"[{time.monotonic() - began:6.0f}s] {system}/{backend} round {rnd}: "
                       f"{json.dumps({k: v for k, v in res.items() if k != 'notes'})}",

@@ -92,6 +92,13 @@ def ratios(summary: dict[tuple[str, str], dict[str, float | None | str]]) -> lis
 def render(runs: Sequence[Run], spec: Spec, info: dict[str, str]) -> str:
     summary = summarize(runs)
     s = asdict(spec)
+    loads = [r["load1"] for r in runs if "load1" in r]
+    load = (
+        f" 1-minute load average when the runs began: {min(loads):.1f}-{max(loads):.1f} "
+        f"(a load above the {info['nproc']} CPUs means a shared machine and pessimistic numbers)."
+        if loads
+        else ""
+    )
     head = [
         "# Conveyor and its peers, side by side",
         "",
@@ -99,7 +106,7 @@ def render(runs: Sequence[Run], spec: Spec, info: dict[str, str]) -> str:
         f"Python {info['python']} · {info['os']}",
         "",
         f"{info['rounds']} round(s), alternating, medians shown; whole run {info['total']}. "
-        f"Servers: {info['durability']}. Versions: {info['versions']}.",
+        f"Servers: {info['durability']}. Versions: {info['versions']}.{load}",
         "",
         f"Workloads (`bench/peers/workload.py`): {s['single']:,} jobs enqueued one call each, "
         f"then {s['jobs']:,} no-op jobs through the bulk path (batches of {s['batch']}), all "

@@ -173,6 +173,29 @@ class NewJob:
         if not self.queue:
             raise ValueError("queue must not be empty")
 
+    def stored(
+        self, job_id: JobId, now: datetime, run_at: datetime, payload: JSONObject | None = None
+    ) -> Job:
+        """The ``Job`` a backend stores for this request at ``now``: ``scheduled`` when
+        ``run_at`` is later than ``now``, else ``queued``; nothing attempted yet. ``payload``:
+        the engine's own copy (decoded back from what it stored), else this request's."""
+        return Job(
+            id=job_id,
+            queue=self.queue,
+            kind=self.kind,
+            payload=self.payload if payload is None else payload,
+            status=JobStatus.SCHEDULED if run_at > now else JobStatus.QUEUED,
+            priority=self.priority,
+            run_at=run_at,
+            attempts=0,
+            max_attempts=self.max_attempts,
+            created_at=now,
+            updated_at=now,
+            timeout=self.timeout,
+            idempotency_key=self.idempotency_key,
+            trace=self.trace,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Job:

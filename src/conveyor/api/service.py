@@ -3,7 +3,8 @@ above the ``Backend`` protocol and below HTTP. No FastAPI types in here.
 
 Who calls it: the routers in ``conveyor.api`` and the dashboard page. It owns the checks that
 are not the store's business: payload size, known kinds, job id syntax, and it emits
-``JobEnqueued`` events for metrics and logs.
+``JobEnqueued`` events for metrics and logs. Concurrent single-job enqueues share one backend
+transaction (group commit, ``conveyor.api.batching``); each still gets its own outcome.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 
 import orjson
 
+from conveyor.api.batching import MAX_GROUP, GroupCommitter
 from conveyor.backend import (
     Backend,
     Enqueued,
@@ -55,6 +57,7 @@ class JobsService:
         max_payload_bytes: int = 512 * 1024,
         registry_kinds: Iterable[str] = (),
         kind_defaults: Mapping[str, HandlerOptions] | None = None,
+        max_group: int = MAX_GROUP,
     ) -> None:
         self.backend = backend
         self.bus = bus or EventBus()
@@ -64,6 +67,7 @@ class JobsService:
         self.local_kinds = frozenset(registry_kinds) | frozenset(self.kind_defaults)
         self._worker_kinds: frozenset[str] = frozenset()
         self._kinds_read_at = float("-inf")
+        self._committer = GroupCommitter(self._store, max_group=max_group)
 
     # ------------------------------------------------------------------ enqueue
 
@@ -93,10 +97,25 @@ class JobsService:
             raise UnknownKind(missing[0], sorted(known))
 
     async def enqueue(
-        self, jobs: Sequence[NewJob], allow_unknown: Sequence[bool] | None = None
+        self,
+        jobs: Sequence[NewJob],
+        allow_unknown: Sequence[bool] | None = None,
+        *,
+        group: bool = True,
     ) -> list[Enqueued]:
-        """Check, then store all ``jobs`` in one backend call (one transaction)."""
+        """Check, then store all ``jobs`` in one backend call (one transaction).
+
+        With ``group`` (the default), a single job may share its transaction with concurrent
+        single-job enqueues; its outcome and errors are its own either way (see
+        ``conveyor.api.batching``). Several jobs are always one transaction of their own.
+        """
         await self._check(jobs, allow_unknown or [False] * len(jobs))
+        if group and len(jobs) == 1:
+            return [await self._committer.submit(jobs[0])]
+        return await self._store(jobs)
+
+    async def _store(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        """One backend call; a ``JobEnqueued`` event per job it returned."""
         results = await self.backend.enqueue(jobs)
         for entry in results:
             job = entry.job

@@ -166,23 +166,7 @@ class MemoryBackend(MemoryRegistry, MemoryRecords):
 
     def _build(self, new: NewJob, now: datetime) -> Job:
         due = new.run_at if new.run_at is not None else now + (new.delay or timedelta(0))
-        status = JobStatus.SCHEDULED if due > now else JobStatus.QUEUED
-        return Job(
-            id=new.id or new_job_id(),
-            queue=new.queue,
-            kind=new.kind,
-            payload=copy_json(new.payload),
-            status=status,
-            priority=new.priority,
-            run_at=max(due, now),
-            attempts=0,
-            max_attempts=new.max_attempts,
-            created_at=now,
-            updated_at=now,
-            timeout=new.timeout,
-            idempotency_key=new.idempotency_key,
-            trace=new.trace,
-        )
+        return new.stored(new.id or new_job_id(), now, max(due, now), copy_json(new.payload))
 
     def _check_depth(self, added: dict[str, int]) -> None:
         for queue, count in added.items():

@@ -82,6 +82,12 @@ class Worker:
         return 0 if self._executor is None else self._executor.active
 
     @property
+    def leases_held(self) -> int:
+        """Jobs whose lease this worker holds: in their handler or their outcome being
+        written. Never more than ``concurrency`` while claiming."""
+        return 0 if self._executor is None else len(self._executor.held)
+
+    @property
     def pending_writes(self) -> int:
         """Completions buffered and not yet written."""
         return 0 if self._executor is None else len(self._executor.completer)

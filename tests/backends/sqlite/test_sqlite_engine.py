@@ -125,6 +125,20 @@ async def test_claim_and_rescue_use_their_indexes(sqlite: SQLiteBackend, sqlite_
         assert any("conveyor_jobs_lease" in str(row[-1]) for row in rescue), rescue
 
 
+async def test_claim_index_is_partial_on_waiting_statuses(
+    sqlite: SQLiteBackend, sqlite_url: str
+) -> None:
+    guard = "WHERE status IN ('scheduled', 'queued', 'retrying')"
+    with raw(sqlite_url) as conn:
+        row = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'conveyor_jobs_claim'"
+        ).fetchone()
+        partial = {r[1]: r[4] for r in conn.execute("PRAGMA index_list(conveyor_jobs)")}
+    assert row is not None and guard in row[0] and partial["conveyor_jobs_claim"] == 1
+    # The planner uses a partial index only when the query implies its predicate.
+    assert guard.replace("WHERE ", "AND ") in query("claim_candidates")
+
+
 async def test_times_are_integer_micros_and_json_is_text(
     sqlite: SQLiteBackend, sqlite_url: str
 ) -> None:

@@ -45,7 +45,7 @@ from conveyor.errors import (
     QueueFull,
 )
 from conveyor.ids import new_job_id, new_token
-from conveyor.jobs import Job, JobId, JobStatus, JSONObject, JSONValue, NewJob
+from conveyor.jobs import Job, JobId, JSONObject, JSONValue, NewJob
 
 ENQUEUE_CHUNK = 5_000  # jobs per script call; a bigger batch runs as chunks in one MULTI
 PROMOTE_BOUND = 1_000  # due scheduled jobs moved to the ready set per queue per claim
@@ -106,23 +106,7 @@ def _job_args(job: NewJob, job_id: str) -> list[str | bytes | int]:
 
 
 def _created(job: NewJob, job_id: str, run_at: int, now: int) -> Job:
-    created = at(now)
-    return Job(
-        id=JobId(job_id),
-        queue=job.queue,
-        kind=job.kind,
-        payload=job.payload,
-        status=JobStatus.SCHEDULED if run_at > now else JobStatus.QUEUED,
-        priority=job.priority,
-        run_at=at(run_at),
-        attempts=0,
-        max_attempts=job.max_attempts,
-        created_at=created,
-        updated_at=created,
-        timeout=job.timeout,
-        idempotency_key=job.idempotency_key,
-        trace=job.trace,
-    )
+    return job.stored(JobId(job_id), at(now), at(run_at))
 
 
 class RedisJobStore:

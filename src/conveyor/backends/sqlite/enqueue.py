@@ -83,22 +83,9 @@ def _prepare(new: NewJob, now_us: int) -> tuple[_Row, Job]:
         now_us,
         now_us,
     )
-    at = from_micros(now_us)
-    job = Job(
-        id=JobId(job_id),
-        queue=new.queue,
-        kind=new.kind,
-        payload=orjson.loads(payload_text),  # a copy: the caller may mutate its dict
-        status=status,
-        priority=new.priority,
-        run_at=from_micros(run_at),
-        attempts=0,
-        max_attempts=new.max_attempts,
-        created_at=at,
-        updated_at=at,
-        timeout=new.timeout,
-        idempotency_key=new.idempotency_key,
-        trace=new.trace,
+    # The payload is decoded back from what is stored: a copy the caller cannot mutate.
+    job = new.stored(
+        JobId(job_id), from_micros(now_us), from_micros(run_at), orjson.loads(payload_text)
     )
     return row, job
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from pydantic import ValidationError
 
@@ -79,7 +79,7 @@ class WebhookClient:
         self._queue = queue
         self._max_attempts = max_attempts
 
-    def send(
+    def job(
         self,
         *,
         endpoint: str | None = None,
@@ -89,9 +89,9 @@ class WebhookClient:
         delivery_id: str | None = None,
         delay: timedelta | None = None,
         idempotency_key: str | None = None,
-    ) -> Job:
-        """Enqueue one delivery to a named ``endpoint`` (signed) or a bare ``url``."""
-        job = webhook_job(
+    ) -> NewJob:
+        """The ``NewJob`` of one delivery on this client's queue; raises ``InvalidPayload``."""
+        return webhook_job(
             endpoint=endpoint,
             url=url,
             body=body,
@@ -102,31 +102,14 @@ class WebhookClient:
             delay=delay,
             idempotency_key=idempotency_key,
         )
-        return self._app.enqueue(job)
 
-    async def send_async(
-        self,
-        *,
-        endpoint: str | None = None,
-        url: str | None = None,
-        body: JSONValue = None,
-        headers: Mapping[str, str] | None = None,
-        delivery_id: str | None = None,
-        delay: timedelta | None = None,
-        idempotency_key: str | None = None,
-    ) -> Job:
-        job = webhook_job(
-            endpoint=endpoint,
-            url=url,
-            body=body,
-            headers=headers,
-            delivery_id=delivery_id,
-            queue=self._queue,
-            max_attempts=self._max_attempts,
-            delay=delay,
-            idempotency_key=idempotency_key,
-        )
-        return await self._app.enqueue_async(job)
+    def send(self, **delivery: Unpack[Delivery]) -> Job:
+        """Enqueue one delivery to a named ``endpoint`` (signed) or a bare ``url``: the
+        keyword arguments of ``job``."""
+        return self._app.enqueue(self.job(**delivery))
+
+    async def send_async(self, **delivery: Unpack[Delivery]) -> Job:
+        return await self._app.enqueue_async(self.job(**delivery))
 
 
 def webhook_handler(
@@ -146,6 +129,18 @@ def webhook_handler(
         return backend
 
     return WebhookHandler(records, settings=settings, clock=app.clock, metrics=metrics)
+
+
+class Delivery(TypedDict, total=False):
+    """The keyword arguments of ``WebhookClient.send``."""
+
+    endpoint: str | None
+    url: str | None
+    body: JSONValue
+    headers: Mapping[str, str] | None
+    delivery_id: str | None
+    delay: timedelta | None
+    idempotency_key: str | None
 
 
 def install_webhooks(

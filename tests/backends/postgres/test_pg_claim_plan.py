@@ -1,0 +1,119 @@
+"""The claim statements' plans on a real backlog: both walk the partial claim index
+(``jobs_claim_idx``) in claim order and read O(limit x queues) rows, never the whole backlog
+or finished jobs; and concurrent claims on several queues never hand out a job twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import cast
+
+import psycopg
+import pytest
+
+from conveyor.backend import ClaimRequest, Completion
+from conveyor.backends.postgres import PostgresBackend
+from conveyor.backends.postgres.queries import QUERIES
+from conveyor.jobs import NewJob, WorkerId
+
+pytestmark = pytest.mark.postgres
+
+WAITING_PER_QUEUE = 3000
+LIMIT = 10
+JSONNode = dict[str, object]
+
+
+def nodes(plan: JSONNode) -> Iterator[JSONNode]:
+    yield plan
+    for child in cast(list[JSONNode], plan.get("Plans", [])):
+        yield from nodes(child)
+
+
+async def explain(url: str, sql: bytes, params: dict[str, object]) -> list[JSONNode]:
+    """EXPLAIN ANALYZE of one claim, rolled back; every node of the plan."""
+    async with await psycopg.AsyncConnection.connect(
+        url, cursor_factory=psycopg.AsyncClientCursor
+    ) as conn:
+        cur = await conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+        row = await cur.fetchone()
+        await conn.rollback()
+    assert row is not None
+    doc = row[0] if isinstance(row[0], list) else json.loads(row[0])
+    return list(nodes(doc[0]["Plan"]))
+
+
+@pytest.fixture
+async def backlog(pg: PostgresBackend, postgres_url: str) -> str:
+    """Two queues with 3,000 waiting jobs each, and 3,000 completed jobs in each too."""
+    for queue in ("alpha", "beta"):
+        for _ in range(2 * WAITING_PER_QUEUE // 1000):
+            await pg.enqueue([NewJob(kind="k", queue=queue, priority=i % 3) for i in range(1000)])
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        for queue in ("alpha", "beta"):
+            await conn.execute(
+                "UPDATE jobs SET status = 'completed', finished_at = now() WHERE id IN"
+                " (SELECT id FROM jobs WHERE queue = %s ORDER BY id LIMIT %s)",
+                (queue, WAITING_PER_QUEUE),
+            )
+        await conn.execute("VACUUM ANALYZE jobs")
+    return postgres_url
+
+
+async def test_claim_index_is_partial_on_waiting_statuses(postgres_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        cur = await conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'jobs_claim_idx'"
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    waiting = "ARRAY['scheduled'::text, 'queued'::text, 'retrying'::text]"
+    assert "(queue, priority DESC, run_at, id)" in row[0]
+    assert f"WHERE (status = ANY ({waiting}))" in row[0], row[0]
+
+
+@pytest.mark.parametrize("queues", [["alpha"], ["alpha", "beta"]], ids=["one", "several"])
+async def test_claim_walks_the_claim_index(backlog: str, queues: list[str]) -> None:
+    params: dict[str, object] = {
+        "now": None,
+        "limit": LIMIT,
+        "worker": "w",
+        "lease_for": timedelta(seconds=30),
+    }
+    if len(queues) == 1:
+        sql, params["queue"] = QUERIES.claim_one_queue, queues[0]
+    else:
+        sql, params["queues"] = QUERIES.claim, queues
+    plan = await explain(backlog, sql, params)
+    on_jobs = [n for n in plan if n.get("Relation Name") == "jobs"]
+    assert not [n for n in on_jobs if n["Node Type"] == "Seq Scan"], on_jobs
+    scans = [n for n in on_jobs if n.get("Index Name") == "jobs_claim_idx"]
+    assert len(scans) == 1, on_jobs
+    read = cast(int, scans[0]["Actual Rows"]) * cast(int, scans[0]["Actual Loops"])
+    assert read <= LIMIT * len(queues), scans[0]
+    update = plan[0]
+    assert update["Node Type"] == "ModifyTable" and update["Actual Rows"] == LIMIT
+
+
+async def test_concurrent_claims_on_several_queues_never_share_a_job(
+    postgres_url: str, pg: PostgresBackend
+) -> None:
+    per_queue = 300
+    for queue in ("alpha", "beta", "gamma"):
+        await pg.enqueue([NewJob(kind="k", queue=queue, priority=i % 4) for i in range(per_queue)])
+    handles = [PostgresBackend(postgres_url, migrate=False, pool_max=2) for _ in range(6)]
+    await asyncio.gather(*(b.open() for b in handles))
+    seen: list[str] = []
+
+    async def worker(b: PostgresBackend, name: str) -> None:
+        request = ClaimRequest(WorkerId(name), ("alpha", "beta", "gamma"), 7, timedelta(seconds=30))
+        while claimed := await b.claim(request):
+            seen.extend(c.job.id for c in claimed)
+            assert await b.complete([Completion(c.lease, None) for c in claimed]) == []
+
+    try:
+        await asyncio.gather(*(worker(b, f"w{i}") for i, b in enumerate(handles)))
+    finally:
+        await asyncio.gather(*(b.close() for b in handles))
+    assert len(seen) == 3 * per_queue and len(set(seen)) == 3 * per_queue
