@@ -164,7 +164,8 @@ async def enqueue_batch(
     news = [
         to_new_job(item, traceparent, None, svc.kind_defaults.get(item.kind)) for item in body.jobs
     ]
-    entries = await svc.enqueue(news, [item.allow_unknown_kind for item in body.jobs])
+    # A batch is its own transaction, never merged with other requests (even with one job).
+    entries = await svc.enqueue(news, [item.allow_unknown_kind for item in body.jobs], group=False)
     return json_response([job_json(e.job) for e in entries], 201)
 
 

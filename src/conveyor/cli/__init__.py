@@ -41,8 +41,9 @@ EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: server or backend unreachable
 SOLO_COMMANDS = {"worker": "conveyor.cli.worker", "migrate": "conveyor.cli.worker"}
 
 
-def _register_all(argv: list[str]) -> None:
-    solo = SOLO_COMMANDS.get(argv[1]) if len(argv) > 1 else None
+def _register_all(argv: list[str] | None = None) -> None:
+    """Register the command modules; with ``argv`` naming a solo command, only its module."""
+    solo = SOLO_COMMANDS.get(argv[1]) if argv and len(argv) > 1 else None
     for name in (solo,) if solo else COMMAND_MODULES:
         try:
             module = importlib.import_module(name)

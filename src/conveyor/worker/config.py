@@ -21,10 +21,12 @@ def default_worker_id() -> WorkerId:
 class WorkerConfig:
     """How one worker process runs.
 
-    ``concurrency``: jobs running at once (the claimer never claims more than the free
-    slots). ``thread_pool_size`` / ``process_pool_size``: for sync and ``cpu_bound`` tasks
-    (None: ``concurrency`` threads, ``os.cpu_count()`` processes). ``default_timeout``: a job
-    with no timeout of its own or its task's. ``lease``: renewed every ``lease / 3``.
+    ``concurrency``: leases held at once, i.e. jobs running plus jobs whose completion is
+    not written yet (the claimer never claims more than the free slots, so a killed worker
+    leaves at most ``concurrency`` jobs to rescue). ``thread_pool_size`` /
+    ``process_pool_size``: for sync and ``cpu_bound`` tasks (None: ``concurrency`` threads,
+    ``os.cpu_count()`` processes). ``default_timeout``: a job with no timeout of its own or
+    its task's. ``lease``: renewed every ``lease / 3``.
     ``poll_interval``: the claimer's backstop poll (jittered to 50-100 %), also with
     notifications. ``completion_flush_interval`` / ``completion_batch``: completions are
     written in batches, at the latest after this delay or when that many are waiting.
