@@ -61,7 +61,7 @@ class Receiver:
             writer.close()
 
 
-def run_worker(url: str, concurrency: int, timeout_s: float, stop_at: float) -> None:
+def run_worker(url: str, concurrency: int, timeout_s: float, stop_at: float, done: object) -> None:
     from conveyor.backend import RecordStore
     from conveyor.backends import open_backend
     from conveyor.backends.memory_records import MemoryRecords
@@ -92,7 +92,8 @@ def run_worker(url: str, concurrency: int, timeout_s: float, stop_at: float) -> 
         )
         worker = Worker(backend, registry=registry, config=config)
         task = asyncio.create_task(worker.run())
-        await asyncio.sleep(max(0.0, stop_at - time.time()))
+        while time.time() < stop_at and not done.is_set():  # type: ignore[attr-defined]
+            await asyncio.sleep(0.1)
         await worker.stop(grace=timedelta(seconds=1))
         await task
         await handler.aclose()
@@ -133,8 +134,9 @@ async def scenario(args: argparse.Namespace, with_dead: bool) -> tuple[float, in
         targets = targets * 9 + [f"http://127.0.0.1:{dead.port}/d"]
     stop_at = time.time() + args.duration
     ctx = multiprocessing.get_context("spawn")
+    done = ctx.Event()  # set once measured: workers stop then, not at the end of --duration
     procs = [
-        ctx.Process(target=run_worker, args=(url, args.concurrency, args.timeout, stop_at))
+        ctx.Process(target=run_worker, args=(url, args.concurrency, args.timeout, stop_at, done))
         for _ in range(args.processes)
     ]
     for p in procs:
@@ -146,6 +148,7 @@ async def scenario(args: argparse.Namespace, with_dead: bool) -> tuple[float, in
     while healthy.count < expected and time.time() < deadline:
         await asyncio.sleep(0.05)
     elapsed = healthy.last - healthy.first
+    done.set()
     for p in procs:
         p.join()
     return (healthy.count / elapsed if elapsed > 0 else 0.0), healthy.count
