@@ -2,12 +2,12 @@
 
 Called by the webhook handler with a ``Destination`` from ``ssrf.check_destination``.
 
-* **Pinned connections.** The HTTP/1.1 client (``conveyor.handlers.webhook.http1``) is given
-  the checked addresses and connects only to them; it has no way to resolve a name, so no
-  code path can look the host up a second time. The URL keeps its host name, so the ``Host``
-  header, TLS SNI and certificate verification are all against the name. A pooled
-  keep-alive connection is reused only for the same scheme/host/port *and* an address that
-  is among this delivery's checked addresses.
+* **Pinned connections.** The aiohttp client (``conveyor.handlers.webhook.aio``) is given
+  the checked addresses and connects only to them: its resolver answers with exactly those
+  and its DNS cache is off, so no code path can look the host up a second time. The URL
+  keeps its host name, so the ``Host`` header, TLS SNI and certificate verification are all
+  against the name. A pooled keep-alive connection is reused only when this delivery's check
+  produced the same scheme/host/port *and* the same set of addresses.
 * **No redirects**: a 3xx is returned as it is; the handler records it as a failure.
 * **Bounded.** A connect timeout and a total timeout per attempt; the response body is read
   as it is (no decompression) up to ``excerpt_bytes`` and the rest is dropped (the
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from conveyor.handlers.webhook.http1 import ConnectionPool, ProtocolError
+from conveyor.handlers.webhook.aio import AioPool, ProtocolError
 from conveyor.handlers.webhook.ssrf import Destination
 
 DEFAULT_CONNECT_TIMEOUT = timedelta(seconds=5)
@@ -63,10 +63,10 @@ class DeliveryTransport:
         self.connect_timeout = connect_timeout
         self.total_timeout = total_timeout
         self.excerpt_bytes = excerpt_bytes
-        self._pool = ConnectionPool(verify=verify)
+        self._pool = AioPool(verify=verify)
 
     async def aclose(self) -> None:
-        self._pool.close()
+        await self._pool.aclose()
 
     async def post(
         self, destination: Destination, body: bytes, headers: Mapping[str, str]
@@ -78,7 +78,6 @@ class DeliveryTransport:
             "content-type": "application/json",
             "user-agent": USER_AGENT,
             "accept-encoding": "identity",
-            "content-length": str(len(body)),
             **headers,
         }
         started = time.perf_counter()
@@ -94,7 +93,7 @@ class DeliveryTransport:
                 )
         except TimeoutError as exc:
             return self._failed(started, "timeout", str(exc) or "timed out")
-        except (OSError, ProtocolError, EOFError, asyncio.LimitOverrunError) as exc:
+        except (OSError, ProtocolError) as exc:
             return self._failed(started, "connection", str(exc) or type(exc).__name__)
         return HTTPResult(
             status=answer.status,
