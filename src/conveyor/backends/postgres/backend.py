@@ -19,7 +19,8 @@ from conveyor.backend import Capability, Enqueued, MigrationStatus
 from conveyor.backends.postgres import migrations
 from conveyor.backends.postgres.admin import PostgresAdmin
 from conveyor.backends.postgres.database import Database, conninfo_from_url, display_url
-from conveyor.backends.postgres.jobstore import PostgresJobStore, enqueue_rows
+from conveyor.backends.postgres.enqueue import enqueue_rows
+from conveyor.backends.postgres.jobstore import PostgresJobStore
 from conveyor.backends.postgres.listener import Listener
 from conveyor.backends.postgres.queries import QUERIES
 from conveyor.backends.postgres.records import PostgresRecords

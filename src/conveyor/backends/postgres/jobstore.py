@@ -1,6 +1,6 @@
 """``JobStore`` for PostgreSQL: the verbs of a job's life, one SQL statement (one round trip)
-each, from ``sql/*.sql``. Mixed into ``PostgresBackend``; ``enqueue_rows`` is shared with the
-transactional ``PostgresBackend.enqueue_in``.
+each, from ``sql/*.sql``. Mixed into ``PostgresBackend``; enqueue itself lives in
+``enqueue.py``, shared with the transactional ``PostgresBackend.enqueue_in``.
 
 Every transition out of ``running`` is fenced in SQL on ``status = 'running' AND
 lease_token = <the lease's token>``; the batch verbs (renew, complete, release) send their
@@ -10,12 +10,9 @@ leases as arrays and learn which ones were lost from what the statement returned
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 import orjson
-import psycopg
-from psycopg import AsyncCursor
-from psycopg.rows import DictRow
 
 from conveyor.backend import (
     DEFAULT_MAX_RESCUES,
@@ -34,7 +31,8 @@ from conveyor.backend import (
     RequeueRequest,
     RescueOutcome,
 )
-from conveyor.backends.postgres.database import QUEUE_FULL_SQLSTATE, Database
+from conveyor.backends.postgres.database import Database
+from conveyor.backends.postgres.enqueue import enqueue_rows
 from conveyor.backends.postgres.queries import QUERIES
 from conveyor.backends.postgres.rows import (
     dumps,
@@ -44,73 +42,13 @@ from conveyor.backends.postgres.rows import (
     parse_ids,
 )
 from conveyor.errors import (
-    InvalidPayload,
     InvalidTransition,
     JobNotFound,
     LeaseLost,
-    QueueFull,
 )
-from conveyor.ids import new_job_id
 from conveyor.jobs import Job, JobId, JobStatus, JSONObject, NewJob
 
-QUEUE_FULL_RETRY_AFTER = timedelta(seconds=1)
 REQUEUABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-def _micros(value: timedelta | None) -> int | None:
-    return None if value is None else value // timedelta(microseconds=1)
-
-
-def _enqueue_params(jobs: Sequence[NewJob], db: Database) -> dict[str, object]:
-    """The batch as one JSON array (see conveyor_enqueue in migrations/0001_init.sql)."""
-    batch: list[dict[str, object]] = []
-    for job in jobs:
-        parsed = parse_id(job.id) if job.id is not None else parse_id(new_job_id())
-        if parsed is None:
-            raise InvalidPayload(f"job id {job.id!r} is not a UUID")
-        batch.append(
-            {
-                "id": parsed,
-                "queue": job.queue,
-                "kind": job.kind,
-                "payload": job.payload,
-                "priority": job.priority,
-                "run_at": None if job.run_at is None else job.run_at.astimezone(UTC),
-                "delay_us": _micros(job.delay),
-                "max_attempts": job.max_attempts,
-                "timeout_us": _micros(job.timeout),
-                "idempotency_key": job.idempotency_key,
-                "trace": job.trace,
-            }
-        )
-    if len({item["id"] for item in batch}) != len(batch):
-        raise InvalidPayload("the same job id appears twice in one enqueue")
-    try:
-        encoded = orjson.dumps(batch).decode()
-    except TypeError as exc:
-        raise InvalidPayload(f"payload is not JSON-serialisable: {exc}") from exc
-    return {"now": db.now_param(), "jobs": encoded}
-
-
-async def enqueue_rows(
-    cur: AsyncCursor[DictRow], jobs: Sequence[NewJob], db: Database
-) -> list[Enqueued]:
-    """Run the enqueue statement on ``cur`` (the pool's or the caller's connection)."""
-    if not jobs:
-        return []
-    params = _enqueue_params(jobs, db)
-    try:
-        await cur.execute(QUERIES.enqueue, params)
-    except psycopg.Error as exc:
-        if exc.sqlstate == QUEUE_FULL_SQLSTATE:
-            queue = exc.diag.message_detail or ""
-            max_depth = int(exc.diag.message_hint or 0)
-            raise QueueFull(queue, max_depth, QUEUE_FULL_RETRY_AFTER) from exc
-        if isinstance(exc, psycopg.DataError):
-            raise InvalidPayload(f"PostgreSQL refused the job: {exc}") from exc
-        raise
-    rows = await cur.fetchall()
-    return [Enqueued(job=job_from_row(row), created=bool(row["created"])) for row in rows]
 
 
 def _filter_params(flt: JobFilter) -> dict[str, object] | None:

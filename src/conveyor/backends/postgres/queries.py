@@ -20,6 +20,7 @@ def _sql(name: str) -> bytes:
 @dataclass(frozen=True, slots=True)
 class Queries:
     enqueue: bytes
+    enqueue_plain: bytes
     claim: bytes
     claim_one_queue: bytes
     renew: bytes
