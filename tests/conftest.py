@@ -13,6 +13,7 @@ A missing server skips its tests with the reason, or fails them when
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import uuid
@@ -130,20 +131,29 @@ def _make_template(server: str | PostgresServer) -> str:
     return name
 
 
-@pytest.fixture
-def postgres_url(postgres_server: str | PostgresServer) -> Iterator[str]:
+@contextlib.contextmanager
+def throwaway_database(server: str | PostgresServer, template: str | None = None) -> Iterator[str]:
+    """A fresh database on ``server`` (cloned from ``template`` if given), dropped on exit;
+    yields its URL."""
     import psycopg
 
-    template = _make_template(postgres_server)
     name = f"conveyor_t{os.getpid()}_{next(_db_counter)}"
-    admin = _admin_dsn(postgres_server)
+    admin = _admin_dsn(server)
+    clone = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        conn.execute(f'CREATE DATABASE "{name}"{clone}')
     try:
-        yield _db_dsn(postgres_server, name)
+        yield _db_dsn(server, name)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str | PostgresServer) -> Iterator[str]:
+    """A database with Conveyor's schema, cloned from the session's migrated template."""
+    with throwaway_database(postgres_server, _make_template(postgres_server)) as url:
+        yield url
 
 
 @pytest.fixture

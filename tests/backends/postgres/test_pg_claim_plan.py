@@ -80,12 +80,9 @@ async def test_claim_walks_the_claim_index(backlog: str, queues: list[str]) -> N
         "limit": LIMIT,
         "worker": "w",
         "lease_for": timedelta(seconds=30),
+        "queues": queues,
     }
-    if len(queues) == 1:
-        sql, params["queue"] = QUERIES.claim_one_queue, queues[0]
-    else:
-        sql, params["queues"] = QUERIES.claim, queues
-    plan = await explain(backlog, sql, params)
+    plan = await explain(backlog, QUERIES.claim, params)
     on_jobs = [n for n in plan if n.get("Relation Name") == "jobs"]
     assert not [n for n in on_jobs if n["Node Type"] == "Seq Scan"], on_jobs
     scans = [n for n in on_jobs if n.get("Index Name") == "jobs_claim_idx"]

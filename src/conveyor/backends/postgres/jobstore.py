@@ -98,13 +98,10 @@ class PostgresJobStore:
             "limit": request.limit,
             "worker": request.worker,
             "lease_for": request.lease_for,
+            "queues": queues,
         }
-        if len(queues) == 1:
-            query, params["queue"] = QUERIES.claim_one_queue, queues[0]
-        else:
-            query, params["queues"] = QUERIES.claim, queues
         async with self._db.cursor() as cur:
-            await cur.execute(query, params)
+            await cur.execute(QUERIES.claim, params)
             rows = await cur.fetchall()
         jobs = sorted(
             ((job_from_row(row), str(row["lease_token"])) for row in rows),

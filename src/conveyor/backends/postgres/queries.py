@@ -22,7 +22,6 @@ class Queries:
     enqueue: bytes
     enqueue_plain: bytes
     claim: bytes
-    claim_one_queue: bytes
     renew: bytes
     complete: bytes
     fail: bytes

@@ -1,11 +1,10 @@
--- Claim up to %(limit)s jobs of several queues in one short statement (one queue:
--- claim_one_queue.sql). Per queue, a LATERAL branch walks that queue's claim index in claim
--- order, locks at most %(limit)s rows with FOR UPDATE SKIP LOCKED and stops: a claim costs
--- O(limit * queues), never a scan and sort of the whole backlog. The outer query keeps the
--- first %(limit)s of those in claim order. Rows locked by a branch but not kept stay locked
--- only until this statement's transaction ends (an autocommit statement: at once) and are
--- left unchanged. No row lock is ever held while a job runs: a running job is protected by
--- its status and lease token.
+-- Claim up to %(limit)s jobs of one or several queues in one short statement. Per queue, a
+-- LATERAL branch walks that queue's claim index in claim order, locks at most %(limit)s rows
+-- with FOR UPDATE SKIP LOCKED and stops: a claim costs O(limit * queues), never a scan and
+-- sort of the whole backlog. The outer query keeps the first %(limit)s of those in claim
+-- order. Rows locked by a branch but not kept stay locked only until this statement's
+-- transaction ends (an autocommit statement: at once) and are left unchanged. No row lock is
+-- ever held while a job runs: a running job is protected by its status and lease token.
 -- The status guard must stay textually identical to jobs_claim_idx's predicate.
 WITH t AS MATERIALIZED (
     SELECT coalesce(%(now)s::timestamptz, clock_timestamp()) AS now
