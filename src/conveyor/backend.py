@@ -297,6 +297,17 @@ class JobStore(Protocol):
         ``lease_expires_at = now + lease_for``. No job is ever handed to two claimers."""
         ...
 
+    async def complete_and_claim(
+        self, completions: Sequence[Completion], request: ClaimRequest
+    ) -> tuple[list[JobId], list[ClaimedJob]]:
+        """``complete(completions)`` then ``claim(request)`` in one round trip and, on the
+        SQL engines, one transaction (one commit instead of two): the worker's hot loop hands
+        back finished jobs and takes new ones in the same call. Returns the lost ids (as
+        ``complete``) and the claimed jobs (as ``claim``). ``request.limit`` may count the
+        slots these completions free: their leases end before the new ones begin. With no
+        completions it is ``claim``; with ``limit <= 0`` it is ``complete``."""
+        ...
+
     async def renew(self, leases: Sequence[Lease], lease_for: timedelta) -> RenewOutcome:
         """The heartbeat: extend every current lease to ``now + lease_for`` in one call."""
         ...

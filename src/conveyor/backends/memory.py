@@ -271,6 +271,12 @@ class MemoryBackend(MemoryRegistry, MemoryRecords):
             self._end_lease(job, Verb.COMPLETE, now, result=copy_json(completion.result))
         return lost
 
+    async def complete_and_claim(
+        self, completions: Sequence[Completion], request: ClaimRequest
+    ) -> tuple[list[JobId], list[ClaimedJob]]:
+        lost = await self.complete(completions)  # no await point inside: one atomic step
+        return lost, await self.claim(request)
+
     async def fail(self, request: FailRequest) -> Job:
         now = self._clock.now()
         job = self._held(request.lease)

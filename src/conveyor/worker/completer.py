@@ -1,12 +1,22 @@
-"""The completion buffer: on the hot path, successful outcomes are written in batches (one
-``backend.complete`` call per few milliseconds or per ``completion_batch`` jobs, or at once
-when the worker has no free slot: a buffered job keeps its slot until its outcome is written,
-so a worker never holds more leases than its concurrency).
+"""The completion buffer: on the hot path, successful outcomes are not written one by one.
+A buffered job keeps its slot until its outcome is written, so a worker never holds more
+leases than its concurrency.
+
+Two writers drain the buffer:
+
+* the claimer, whenever it is about to claim, takes what is buffered (``take``) and hands it
+  back in the same call as the claim (``backend.complete_and_claim``: one round trip and, on
+  the SQL engines, one commit for both). When every slot is busy, a buffered completion wakes
+  the claimer, so a full worker swaps finished jobs for new ones in one call;
+* ``run``, the flush loop, writes whatever the claimer did not take within
+  ``flush_interval`` (or at once past ``batch`` jobs): when the queues are empty and the
+  claimer is waiting for work, and during shutdown.
 
 A completion buffered but not yet written when the process dies is simply re-run after its
 lease is rescued (at-least-once). Each write runs under ``asyncio.shield``, so stopping the
 worker cannot lose a write that has started; ``close()`` flushes what is left. Who calls it:
-the executor (``add``) and the runtime (``run`` in the TaskGroup, ``close`` at shutdown).
+the executor (``add``), the claimer (``take``, ``written``, ``put_back``) and the runtime
+(``run`` in the TaskGroup, ``close`` at shutdown).
 """
 
 from __future__ import annotations
@@ -45,13 +55,30 @@ class CompletionBuffer:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, completion: Completion, *, urgent: bool = False) -> None:
-        """Buffer ``completion``; ``urgent``: write without waiting for the flush interval
-        (the worker has no free slot left, and buffered jobs keep theirs until written)."""
+    def add(self, completion: Completion) -> None:
+        """Buffer ``completion``; written by the next claim or within the flush interval."""
         self._pending.append(completion)
         self._wake.set()
-        if urgent or len(self._pending) >= self._batch:
+        if len(self._pending) >= self._batch:
             self._full.set()
+
+    def take(self) -> list[Completion]:
+        """Everything buffered, for the caller to write (then ``written`` or ``put_back``)."""
+        taken, self._pending = self._pending[: self._batch], self._pending[self._batch :]
+        if len(self._pending) < self._batch:
+            self._full.clear()
+        return taken
+
+    def put_back(self, taken: Sequence[Completion]) -> None:
+        """``take``n completions whose write failed: first in line for the next one."""
+        self._pending[:0] = taken
+        self._wake.set()
+        if len(self._pending) >= self._batch:
+            self._full.set()
+
+    def written(self, batch: Sequence[Completion], lost: frozenset[JobId]) -> None:
+        """``take``n completions are stored (``lost``: those whose lease was not current)."""
+        self._on_written(batch, lost)
 
     async def run(self) -> None:
         """Flush loop; returns after ``close()`` once everything is written."""
@@ -59,8 +86,8 @@ class CompletionBuffer:
             if not self._pending:
                 if self._closed.is_set():
                     return
-                await self._wake.wait()
                 self._wake.clear()
+                await self._wake.wait()
                 continue
             if not self._full.is_set() and not self._closed.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -68,17 +95,15 @@ class CompletionBuffer:
             await self._flush()
 
     async def _flush(self) -> None:
-        batch, self._pending = self._pending[: self._batch], self._pending[self._batch :]
-        if len(self._pending) < self._batch:
-            self._full.clear()
-        while True:
+        batch = self.take()
+        while batch:
             try:
                 lost = await asyncio.shield(self._store.complete(batch))
             except BackendUnavailable as exc:
                 await self._backoff.wait("complete", exc)
                 continue
             self._backoff.reset()
-            self._on_written(batch, frozenset(lost))
+            self.written(batch, frozenset(lost))
             return
 
     def close(self) -> None:

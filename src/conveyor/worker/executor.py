@@ -159,7 +159,9 @@ class Executor:
         # Jobs occupying a slot: from claim until their outcome is written (a buffered
         # completion included), so this worker never holds more leases than its concurrency.
         self.active = 0
-        self.slot_freed = asyncio.Event()
+        # Set when a slot is freed or a finished job's completion is buffered: either way the
+        # claimer may claim again (buffered completions go back in the claim's own call).
+        self.slots_changed = asyncio.Event()
         self.idle = asyncio.Event()  # set when nothing occupies a slot
         self.idle.set()
         self.shutdown: list[RunningJob] = []  # stopped by shutdown; released in one call
@@ -191,7 +193,7 @@ class Executor:
 
     def _free_slot(self) -> None:
         self.active -= 1
-        self.slot_freed.set()
+        self.slots_changed.set()
         if self.active == 0:
             self.idle.set()
 
@@ -239,7 +241,8 @@ class Executor:
             rj.deciding = True
             rj.buffered = True
             self._completing[rj.lease.token] = rj
-            self.completer.add(Completion(rj.lease, result), urgent=self.free_slots <= 0)
+            self.completer.add(Completion(rj.lease, result))
+            self.slots_changed.set()
 
     @staticmethod
     def _expire(rj: RunningJob) -> None:

@@ -1,4 +1,4 @@
-"""The claim statements' plans on a real backlog: both walk the partial claim index
+"""The claim statement's plans on a real backlog: both walk the partial claim index
 (``jobs_claim_idx``) in claim order and read O(limit x queues) rows, never the whole backlog
 or finished jobs; and concurrent claims on several queues never hand out a job twice."""
 
@@ -31,17 +31,26 @@ def nodes(plan: JSONNode) -> Iterator[JSONNode]:
         yield from nodes(child)
 
 
-async def explain(url: str, sql: bytes, params: dict[str, object]) -> list[JSONNode]:
-    """EXPLAIN ANALYZE of one claim, rolled back; every node of the plan."""
-    async with await psycopg.AsyncConnection.connect(
-        url, cursor_factory=psycopg.AsyncClientCursor
-    ) as conn:
-        cur = await conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
-        row = await cur.fetchone()
+async def explain(url: str, sql: bytes, params: dict[str, object], part: str) -> list[JSONNode]:
+    """EXPLAIN ANALYZE, by auto_explain, of the statement inside the function that ``sql``
+    calls whose text contains ``part``, run once and rolled back; every node of its plan."""
+    notices: list[str] = []
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+        for setting in (
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_analyze = on",
+            "SET auto_explain.log_nested_statements = on",
+            "SET auto_explain.log_format = json",
+            "SET auto_explain.log_level = notice",
+        ):
+            await conn.execute(setting)
+        await conn.execute(sql, params)
         await conn.rollback()
-    assert row is not None
-    doc = row[0] if isinstance(row[0], list) else json.loads(row[0])
-    return list(nodes(doc[0]["Plan"]))
+    plans = [json.loads(n[n.index("{") :]) for n in notices if "plan:" in n]
+    [doc] = [p for p in plans if part in p["Query Text"]]
+    return list(nodes(doc["Plan"]))
 
 
 @pytest.fixture
@@ -81,8 +90,9 @@ async def test_claim_walks_the_claim_index(backlog: str, queues: list[str]) -> N
         "worker": "w",
         "lease_for": timedelta(seconds=30),
         "queues": queues,
+        "completions": "[]",
     }
-    plan = await explain(backlog, QUERIES.claim, params)
+    plan = await explain(backlog, QUERIES.complete_claim, params, "picked")
     on_jobs = [n for n in plan if n.get("Relation Name") == "jobs"]
     assert not [n for n in on_jobs if n["Node Type"] == "Seq Scan"], on_jobs
     scans = [n for n in on_jobs if n.get("Index Name") == "jobs_claim_idx"]

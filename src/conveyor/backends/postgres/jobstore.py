@@ -10,6 +10,7 @@ leases as arrays and learn which ones were lost from what the statement returned
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import timedelta
 
 import orjson
@@ -46,7 +47,7 @@ from conveyor.errors import (
     JobNotFound,
     LeaseLost,
 )
-from conveyor.jobs import Job, JobId, JobStatus, JSONObject, NewJob
+from conveyor.jobs import Job, JobId, JobStatus, JSONObject, NewJob, WorkerId
 
 REQUEUABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
 
@@ -76,7 +77,21 @@ def _leases_json(leases: Sequence[Lease]) -> str:
     return orjson.dumps(items).decode()
 
 
-def _lost(leases: Sequence[Lease], kept: set[str]) -> list[JobId]:
+def completions_json(completions: Sequence[Completion]) -> str:
+    """The batch as complete_claim.sql reads it; ids that are not UUIDs cannot be stored jobs
+    and are left out (they come back as lost)."""
+    batch = [
+        {"id": c.lease.job_id, "token": c.lease.token, "result": c.result}
+        for c in completions
+        if parse_id(c.lease.job_id) is not None
+    ]
+    try:
+        return orjson.dumps(batch).decode()
+    except TypeError as exc:
+        raise ValueError(f"a result is not JSON-serialisable: {exc}") from exc
+
+
+def _lost(leases: Sequence[Lease], kept: AbstractSet[str]) -> list[JobId]:
     return list(dict.fromkeys(lease.job_id for lease in leases if lease.job_id not in kept))
 
 
@@ -90,24 +105,39 @@ class PostgresJobStore:
             return await enqueue_rows(cur, jobs, self._db)
 
     async def claim(self, request: ClaimRequest) -> list[ClaimedJob]:
-        queues = list(dict.fromkeys(request.queues))
-        if request.limit <= 0 or not queues:
-            return []
+        return (await self.complete_and_claim((), request))[1]
+
+    async def complete_and_claim(
+        self, completions: Sequence[Completion], request: ClaimRequest
+    ) -> tuple[list[JobId], list[ClaimedJob]]:
+        queues = list(dict.fromkeys(request.queues)) if request.limit > 0 else []
+        batch = completions_json(completions)
+        if not queues and not completions:
+            return [], []
         params: dict[str, object] = {
             "now": self._db.now_param(),
-            "limit": request.limit,
+            "completions": batch,
+            "limit": max(request.limit, 0),
             "worker": request.worker,
             "lease_for": request.lease_for,
             "queues": queues,
         }
         async with self._db.cursor() as cur:
-            await cur.execute(QUERIES.claim, params)
+            await cur.execute(QUERIES.complete_claim, params)
             rows = await cur.fetchall()
+        refused = {str(row["id"]) for row in rows if row["status"] is None}
+        leases = [c.lease for c in completions]
+        kept = {lease.job_id for lease in leases if parse_id(lease.job_id) is not None}
+        lost = _lost(leases, kept - refused)
         jobs = sorted(
-            ((job_from_row(row), str(row["lease_token"])) for row in rows),
+            (
+                (job_from_row(row), str(row["lease_token"]))
+                for row in rows
+                if row["status"] is not None
+            ),
             key=lambda pair: (-pair[0].priority, pair[0].run_at, pair[0].id),
         )
-        return [
+        return lost, [
             ClaimedJob(
                 job=job,
                 lease=Lease(job_id=job.id, owner=request.worker, token=token, attempt=job.attempts),
@@ -136,20 +166,8 @@ class PostgresJobStore:
     async def complete(self, completions: Sequence[Completion]) -> list[JobId]:
         if not completions:
             return []
-        batch = [
-            {"id": c.lease.job_id, "token": c.lease.token, "result": c.result}
-            for c in completions
-            if parse_id(c.lease.job_id) is not None
-        ]
-        try:
-            encoded = orjson.dumps(batch).decode()
-        except TypeError as exc:
-            raise ValueError(f"a result is not JSON-serialisable: {exc}") from exc
-        params = {"now": self._db.now_param(), "completions": encoded}
-        async with self._db.cursor() as cur:
-            await cur.execute(QUERIES.complete, params)
-            rows = await cur.fetchall()
-        return _lost([c.lease for c in completions], {str(row["id"]) for row in rows})
+        request = ClaimRequest(WorkerId(""), (), 0)
+        return (await self.complete_and_claim(completions, request))[0]
 
     async def fail(self, request: FailRequest) -> Job:
         job_id = parse_id(request.lease.job_id)

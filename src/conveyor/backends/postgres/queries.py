@@ -21,9 +21,8 @@ def _sql(name: str) -> bytes:
 class Queries:
     enqueue: bytes
     enqueue_plain: bytes
-    claim: bytes
+    complete_claim: bytes
     renew: bytes
-    complete: bytes
     fail: bytes
     release: bytes
     rescue: bytes

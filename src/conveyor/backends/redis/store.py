@@ -76,6 +76,14 @@ def json_list(reply: Reply) -> list[JSONValue]:
     return value
 
 
+def completion_args(completions: Sequence[Completion]) -> list[str | bytes]:
+    """(id, token, result JSON) triples, as complete.lua and claim.lua take them."""
+    args: list[str | bytes] = []
+    for c in completions:
+        args += [c.lease.job_id, c.lease.token, orjson.dumps(c.result)]
+    return args
+
+
 def job_of(job_id: JSONValue, flat: JSONValue) -> Job:
     if not isinstance(job_id, str) or not isinstance(flat, list):
         raise BackendError(f"unexpected job in a script reply: {job_id!r}")
@@ -157,8 +165,13 @@ class RedisJobStore:
         return out
 
     async def claim(self, request: ClaimRequest) -> list[ClaimedJob]:
+        return (await self.complete_and_claim((), request))[1]
+
+    async def complete_and_claim(
+        self, completions: Sequence[Completion], request: ClaimRequest
+    ) -> tuple[list[JobId], list[ClaimedJob]]:
         if request.limit <= 0 or not request.queues:
-            return []
+            return await self.complete(completions), []
         queues = list(dict.fromkeys(request.queues))
         reply = json_list(
             await self._core.run(
@@ -168,17 +181,22 @@ class RedisJobStore:
                 micros_of(request.lease_for),
                 request.limit,
                 PROMOTE_BOUND,
+                len(completions),
+                *completion_args(completions),
                 *queues,
             )
         )
+        lost = reply[1]  # cjson writes an empty Lua table as {}
+        if not isinstance(lost, list | dict):
+            raise BackendError(f"unexpected claim reply: {lost!r}")
         claimed: list[ClaimedJob] = []
-        for item in reply[1:]:
+        for item in reply[2:]:
             if not isinstance(item, list):
                 raise BackendError(f"unexpected claim reply: {item!r}")
             job_id, token, flat = item
             job = job_of(job_id, flat)
             claimed.append(ClaimedJob(job, lease_of(job, str(token))))
-        return claimed
+        return [JobId(str(i)) for i in lost], claimed
 
     async def renew(self, leases: Sequence[Lease], lease_for: timedelta) -> RenewOutcome:
         if not leases:
@@ -196,10 +214,7 @@ class RedisJobStore:
     async def complete(self, completions: Sequence[Completion]) -> list[JobId]:
         if not completions:
             return []
-        args: list[str | bytes] = []
-        for c in completions:
-            args += [c.lease.job_id, c.lease.token, orjson.dumps(c.result)]
-        return as_ids(await self._core.run("complete", *args))
+        return as_ids(await self._core.run("complete", *completion_args(completions)))
 
     async def fail(self, request: FailRequest) -> Job:
         lease = request.lease

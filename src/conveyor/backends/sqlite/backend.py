@@ -181,6 +181,22 @@ class SQLiteBackend:
             return []
         return await self._write(partial(leases.complete, completions=list(completions)))
 
+    async def complete_and_claim(
+        self, completions: Sequence[Completion], request: ClaimRequest
+    ) -> tuple[list[JobId], list[ClaimedJob]]:
+        clock = self._clock
+        done = list(completions)
+
+        def work(conn: sqlite3.Connection) -> tuple[list[JobId], list[ClaimedJob]]:
+            now = clock.now()
+            lost = leases.complete(conn, done, now) if done else []
+            return lost, leases.claim(conn, request, now)
+
+        def undo(conn: sqlite3.Connection, outcome: tuple[list[JobId], list[ClaimedJob]]) -> None:
+            leases.release(conn, [c.lease for c in outcome[1]], clock.now())
+
+        return await self._database().write_undoable(work, undo)
+
     async def fail(self, request: FailRequest) -> Job:
         job = await self._write(partial(leases.fail, request=request))
         if job.status.is_waiting:

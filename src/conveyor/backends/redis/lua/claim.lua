@@ -1,12 +1,16 @@
--- Claim. ARGV[3] worker, ARGV[4] token base, ARGV[5] lease micros, ARGV[6] limit,
--- ARGV[7] how many due scheduled/retrying jobs to move into the ready set per queue,
--- ARGV[8..] queues (distinct). Returns, JSON-encoded (one bulk string parses far faster than nested
--- replies), {now, {id, token, fields}...} in claim order.
+-- Claim, after completing the jobs a worker hands back in the same call. ARGV[3] worker,
+-- ARGV[4] token base, ARGV[5] lease micros, ARGV[6] limit, ARGV[7] how many due
+-- scheduled/retrying jobs to move into the ready set per queue, ARGV[8] n, then n completion
+-- triples (id, token, result JSON), then the queues (distinct). Returns, JSON-encoded (one
+-- bulk string parses far faster than nested replies), {now, lost ids, {id, token, fields}...}
+-- with the claimed jobs in claim order.
 local worker, tbase = ARGV[3], ARGV[4]
 local expires = fmt(NOW + tonumber(ARGV[5]))
 local limit, bound = tonumber(ARGV[6]), tonumber(ARGV[7])
+local qfirst = 9 + 3 * tonumber(ARGV[8])
+local lost = complete_triples(9, qfirst - 1)
 local cands = {}
-for qi = 8, #ARGV do
+for qi = qfirst, (limit > 0 and #ARGV or 0) do
   local queue = ARGV[qi]
   if redis.call('HGET', P .. ':qs:' .. queue, 'paused') ~= '1' then
     local sched = P .. ':sched:' .. queue
@@ -20,14 +24,14 @@ for qi = 8, #ARGV do
     for j = 1, #top, 2 do cands[#cands + 1] = {tonumber(top[j + 1]), top[j], queue} end
   end
 end
-if #ARGV > 8 then
+if #ARGV > qfirst then
   -- Members are fixed-width (16 digits | uuid), so string order is run_at then id order.
   table.sort(cands, function(a, b)
     if a[1] ~= b[1] then return a[1] < b[1] end
     return a[2] < b[2]
   end)
 end
-local out = {NOW_S}
+local out = {NOW_S, lost}
 for k = 1, math.min(limit, #cands) do
   local member, queue = cands[k][2], cands[k][3]
   local id = string.sub(member, 18)

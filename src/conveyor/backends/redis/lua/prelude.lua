@@ -97,3 +97,21 @@ local function back_to_queue(id, key, queue, priority)
   wake(queue)
 end
 
+
+-- Complete the jobs of the triples (id, token, result JSON) ARGV[first .. last]; returns
+-- the ids whose lease was lost (those are left unchanged). Used by complete and claim.
+local function complete_triples(first, last)
+  local lost = {}
+  for i = first, last, 3 do
+    local id, token = ARGV[i], ARGV[i + 1]
+    local key = jkey(id)
+    local f = redis.call('HMGET', key, 's', 'lt', 'q')
+    if f[1] == 'running' and f[2] == token then
+      redis.call('HSET', key, 'r', ARGV[i + 2])
+      finish(id, key, f[3], 'running', 'completed')
+    else
+      lost[#lost + 1] = id
+    end
+  end
+  return lost
+end
