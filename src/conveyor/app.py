@@ -56,6 +56,8 @@ WEBHOOK_OPTIONS = HandlerOptions(
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+# The payload size check's encoder, built once (``json.dumps`` with options builds one per call).
+_PAYLOAD_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
 
 class _Portal:
@@ -309,7 +311,7 @@ class Conveyor:
         if not isinstance(job.payload, dict):
             raise InvalidPayload(f"payload for {job.kind} must be a JSON object")
         try:
-            size = len(json.dumps(job.payload, allow_nan=False, separators=(",", ":")))
+            size = len(_PAYLOAD_ENCODER.encode(job.payload))
         except (TypeError, ValueError) as exc:
             raise InvalidPayload(f"payload for {job.kind} is not JSON: {exc}") from None
         if size > self.max_payload_bytes:

@@ -123,7 +123,7 @@ class TaskHandler:
         self.cpu_bound = cpu_bound
         self.ctx_param = context_parameter(fn)
         self.signature = payload_signature(fn, self.ctx_param)
-        self._check = PayloadCheck(self.signature)
+        self.check = PayloadCheck(self.signature)
         self.is_async = inspect.iscoroutinefunction(fn)
         if cpu_bound and self.ctx_param:
             raise ConfigurationError(f"task {kind}: a cpu_bound task cannot take a JobContext")
@@ -131,7 +131,7 @@ class TaskHandler:
     async def __call__(self, ctx: JobContext) -> JSONValue:
         payload = ctx.job.payload
         try:
-            if not self._check.accepts(payload):
+            if not self.check.accepts(payload):
                 self.signature.bind(**payload)  # raises, with the message
         except TypeError as exc:  # enqueued over HTTP with the wrong arguments: never fixable
             raise Discard(f"payload does not match {self.kind}{self.signature}: {exc}") from None
@@ -159,7 +159,9 @@ class TaskCall(Generic[P, R]):
         task = self._task
         if not isinstance(payload, Mapping):
             raise InvalidPayload(f"payload for {task.name} must be a JSON object")
-        check_binds(task.name, task.handler.signature, payload)
+        handler = task.handler
+        if not handler.check.accepts(payload):
+            check_binds(task.name, handler.signature, payload)
         o, d = self._options, task.defaults
         try:
             return self._build(task, payload, o, d)

@@ -12,7 +12,7 @@ columns by the same rules; the JSON objects sent leave out keys whose value is n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -25,7 +25,7 @@ from conveyor.backends.postgres.database import QUEUE_FULL_SQLSTATE, Database
 from conveyor.backends.postgres.queries import QUERIES
 from conveyor.backends.postgres.rows import job_from_row, parse_id, utc
 from conveyor.errors import InvalidPayload, QueueFull
-from conveyor.ids import new_job_id
+from conveyor.ids import new_job_ids
 from conveyor.jobs import JobId, NewJob
 
 QUEUE_FULL_RETRY_AFTER = timedelta(seconds=1)
@@ -35,9 +35,9 @@ def micros(value: timedelta) -> int:
     return value // timedelta(microseconds=1)
 
 
-def _job_id(job: NewJob) -> str:
+def _job_id(job: NewJob, fresh: Iterator[str]) -> str:
     if job.id is None:
-        return new_job_id()
+        return next(fresh)
     parsed = parse_id(job.id)
     if parsed is None:
         raise InvalidPayload(f"job id {job.id!r} is not a UUID")
@@ -68,7 +68,8 @@ def _item(job: NewJob, job_id: str) -> dict[str, object]:
 
 def _encode(jobs: Sequence[NewJob]) -> tuple[list[str], str]:
     """The batch's job ids (generated where not given) and the batch as one JSON array."""
-    ids = [_job_id(job) for job in jobs]
+    fresh = iter(new_job_ids(sum(1 for job in jobs if job.id is None)))
+    ids = [_job_id(job, fresh) for job in jobs]
     if len(set(ids)) != len(ids):
         raise InvalidPayload("the same job id appears twice in one enqueue")
     try:
