@@ -1,4 +1,14 @@
--- Conveyor on PostgreSQL, version 3: conveyor_complete_claim, the worker's hot-loop call.
+-- Conveyor on PostgreSQL, version 3: the worker's hot path.
+--
+-- 1. The idempotency key's unique index covers only jobs that have a key. Every version of
+--    every row used to get an entry (NULL keys included), so each claim and each completion
+--    (both non-HOT updates) inserted into it; most jobs have no key. ``ON CONFLICT DO NOTHING``
+--    in conveyor_enqueue and its ``idempotency_key = key`` lookup use the partial index.
+ALTER TABLE jobs DROP CONSTRAINT jobs_idempotency_key_key;
+CREATE UNIQUE INDEX jobs_idempotency_key_idx ON jobs (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+
+-- 2. conveyor_complete_claim, the worker's hot-loop call.
 --
 -- It completes a batch of jobs and claims up to p_limit new ones in one call (one round trip,
 -- one commit). ``complete`` alone is a call with no queues, ``claim`` alone one with no
@@ -48,7 +58,11 @@ BEGIN
                        lease_expires_at = NULL
                   FROM c
                  WHERE jobs.id = ANY (ARRAY(SELECT c.id FROM c))
-                   AND jobs.id = c.id AND jobs.status = 'running' AND jobs.lease_token = c.token
+                   AND jobs.id = c.id AND jobs.lease_token = c.token
+                   -- Not "status = 'running'": that matches jobs_lease_idx's predicate, and a
+                   -- plan made without statistics walks that whole index (every running job,
+                   -- and the dead entries of all the jobs that ran since the last vacuum).
+                   AND (jobs.status || '') = 'running'
                 RETURNING jobs.id
             )
             SELECT c.id FROM c WHERE c.id NOT IN (SELECT done.id FROM done)
