@@ -9,6 +9,7 @@ The database URL is ``--database-url``, else ``CONVEYOR_DATABASE_URL``, else the
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import importlib
@@ -16,7 +17,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -241,14 +242,52 @@ def migrate_command(
     typer.echo(f"{mask_url(url)}: schema at version {status[0].current} of {status[0].latest}")
 
 
-def worker_main() -> None:
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is smaller than {low}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _child_parser() -> argparse.ArgumentParser:
+    """``conveyor worker``'s options for ``python -m conveyor.worker``, parsed by argparse:
+    building a typer command imports pydantic (``typer._adapters``), about 5 MiB of each
+    worker process's RSS. The names, defaults and bounds are ``worker_command``'s."""
+    parser = argparse.ArgumentParser(
+        prog="conveyor worker",
+        description="Run a worker: claim jobs from the queues and run the app's tasks.",
+    )
+    parser.add_argument("--app", "-a", dest="app_spec", metavar="APP", required=True, help=APP_HELP)
+    parser.add_argument("--queues", "-q", help="Comma-separated queues.")
+    parser.add_argument("--concurrency", "-c", type=_at_least(1), default=10)
+    parser.add_argument("--processes", "-p", type=_at_least(1), default=1)
+    parser.add_argument("--grace", type=_seconds, default=None)
+    parser.add_argument("--database-url", help=URL_HELP)
+    parser.add_argument("--metrics-port", type=_at_least(1), default=None)
+    return parser
+
+
+def worker_main(argv: Sequence[str] | None = None) -> None:
     """``python -m conveyor.worker``: the worker command alone (lean worker processes)."""
     from conveyor.cli import EXIT_ERROR, EXIT_UNAVAILABLE
 
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(worker_command)
+    args = _child_parser().parse_args(argv)
+    if args.metrics_port is not None and args.metrics_port > 65535:
+        _child_parser().error(f"--metrics-port {args.metrics_port} is not a port")
     try:
-        app(prog_name="conveyor worker")
+        worker_command(**vars(args))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
     except ConveyorError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(EXIT_UNAVAILABLE if isinstance(exc, BackendUnavailable) else EXIT_ERROR)
