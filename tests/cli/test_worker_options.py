@@ -1,0 +1,66 @@
+"""``conveyor worker`` parses its options without typer (``worker_main``): same options,
+usage errors exit 2, and a worker process never imports pydantic or Rich."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conveyor.cli.worker import _child_parser, worker_main
+
+
+def test_defaults_and_names_match_the_typer_command() -> None:
+    args = _child_parser().parse_args(["--app", "m:app"])
+    assert vars(args) == {
+        "app_spec": "m:app",
+        "queues": None,
+        "concurrency": 10,
+        "processes": 1,
+        "grace": None,
+        "database_url": None,
+        "metrics_port": None,
+    }
+    short = _child_parser().parse_args(["-a", "m:app", "-q", "a,b", "-c", "3", "-p", "2"])
+    assert (short.queues, short.concurrency, short.processes) == ("a,b", 3, 2)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--app", "m:app", "--concurrency", "0"],
+        ["--app", "m:app", "--processes", "0"],
+        ["--app", "m:app", "--grace", "-1"],
+        ["--app", "m:app", "--metrics-port", "70000"],
+        ["--app", "m:app", "--bogus"],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        worker_main(argv)
+    assert exc.value.code == 2
+    assert "conveyor worker: error:" in capsys.readouterr().err
+
+
+def test_an_unknown_app_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        worker_main(["--app", "no_such_module_here:app", "--database-url", "memory://"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no_such_module_here" in err and "Traceback" not in err
+
+
+def test_a_worker_process_loads_neither_pydantic_nor_rich() -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['conveyor', 'worker', '--app', 'no_such_module_here:app']\n"
+        "from conveyor.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('pydantic', 'rich') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stderr
