@@ -58,7 +58,7 @@ def main() -> None:
     argv = sys.argv
     if len(argv) > 1 and argv[1] == "worker" and not {"--help", "-h"} & set(argv[2:]):
         # A worker process parses its own options (see worker_main): it never builds the
-        # typer commands, whose adapters import pydantic and Rich (about 8 MiB of RSS).
+        # typer commands, whose adapters import pydantic (about 8 MiB of RSS).
         from conveyor.cli.worker import worker_main
 
         worker_main(argv[2:])

@@ -252,6 +252,13 @@ def _at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port")
+    return value
+
+
 def _seconds(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -260,9 +267,10 @@ def _seconds(text: str) -> float:
 
 
 def _child_parser() -> argparse.ArgumentParser:
-    """``conveyor worker``'s options for ``python -m conveyor.worker``, parsed by argparse:
-    building a typer command imports pydantic (``typer._adapters``), about 5 MiB of each
-    worker process's RSS. The names, defaults and bounds are ``worker_command``'s."""
+    """``conveyor worker``'s options, parsed by argparse for ``conveyor worker`` and
+    ``python -m conveyor.worker``: building a typer command imports pydantic
+    (``typer._adapters``), about 8 MiB of each worker process's RSS. The names, defaults and
+    bounds are ``worker_command``'s; ``conveyor worker --help`` still shows typer's help."""
     parser = argparse.ArgumentParser(
         prog="conveyor worker",
         description="Run a worker: claim jobs from the queues and run the app's tasks.",
@@ -273,17 +281,16 @@ def _child_parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", "-p", type=_at_least(1), default=1)
     parser.add_argument("--grace", type=_seconds, default=None)
     parser.add_argument("--database-url", help=URL_HELP)
-    parser.add_argument("--metrics-port", type=_at_least(1), default=None)
+    parser.add_argument("--metrics-port", type=_port, default=None)
     return parser
 
 
 def worker_main(argv: Sequence[str] | None = None) -> None:
-    """``python -m conveyor.worker``: the worker command alone (lean worker processes)."""
+    """``conveyor worker`` and ``python -m conveyor.worker``: the worker command alone, with
+    no typer command built (lean worker processes)."""
     from conveyor.cli import EXIT_ERROR, EXIT_UNAVAILABLE
 
     args = _child_parser().parse_args(argv)
-    if args.metrics_port is not None and args.metrics_port > 65535:
-        _child_parser().error(f"--metrics-port {args.metrics_port} is not a port")
     try:
         worker_command(**vars(args))
     except typer.Exit as exc:

@@ -2,9 +2,8 @@
 executor. Each claim also writes the completions waiting in the buffer (one
 ``complete_and_claim`` call) and may count the slots they free. Between claims it waits for
 work: a notification (engines with ``Capability.NOTIFY``) or, always, a jittered poll as the
-backstop. A claim in flight is never
-cancelled (its jobs would be stranded in ``running``); stopping takes effect between claims.
-Who calls it: the runtime, as one loop of its TaskGroup.
+backstop. A claim in flight is never cancelled (its jobs would be stranded in ``running``);
+stopping takes effect between claims. Who calls it: the runtime, as one loop of its TaskGroup.
 """
 
 from __future__ import annotations
