@@ -29,7 +29,7 @@ from datetime import timedelta
 from conveyor.backend import Completion, JobStore
 from conveyor.errors import BackendUnavailable
 from conveyor.jobs import JobId
-from conveyor.worker.outage import Backoff
+from conveyor.worker.outage import Backoff, log
 
 OnWritten = Callable[[Sequence[Completion], frozenset[JobId]], None]
 
@@ -51,6 +51,7 @@ class CompletionBuffer:
         self._full = asyncio.Event()
         self._closed = asyncio.Event()
         self._backoff = Backoff()
+        self._give_up = False
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -100,11 +101,24 @@ class CompletionBuffer:
             try:
                 lost = await asyncio.shield(self._store.complete(batch))
             except BackendUnavailable as exc:
+                if self._give_up:
+                    log.warning(
+                        "stopping at once: %d completions not written (%s); their jobs run "
+                        "again after their leases expire",
+                        len(batch),
+                        exc,
+                    )
+                    return
                 await self._backoff.wait("complete", exc)
                 continue
             self._backoff.reset()
             self.written(batch, frozenset(lost))
             return
+
+    def give_up_when_unavailable(self) -> None:
+        """From now on a write that fails for want of the backend is dropped, not retried:
+        the worker was told to stop at once."""
+        self._give_up = True
 
     def close(self) -> None:
         """Ask ``run`` to write what is left and return."""

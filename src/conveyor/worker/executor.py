@@ -371,6 +371,13 @@ class Executor:
     def running_leases(self) -> list[Lease]:
         return [rj.lease for rj in self.held.values()]
 
+    def abandon_writes(self) -> None:
+        """Stopping at once: cancel the jobs still writing their outcome (a failure waiting
+        for the backend to come back). Their leases expire and they are rescued."""
+        for rj in list(self.held.values()):
+            if rj.deciding and not rj.buffered and rj.task is not None and not rj.task.done():
+                rj.task.cancel()
+
     def stop_running(self, reason: StopReason) -> list[asyncio.Task[None]]:
         """Stop every job still in its handler; returns their tasks to await."""
         tasks = []

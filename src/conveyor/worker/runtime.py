@@ -37,6 +37,7 @@ from conveyor.worker.executor import Executor, StopReason, WorkerOffload
 from conveyor.worker.lease_keeper import LeaseKeeper
 from conveyor.worker.outage import Backoff
 from conveyor.worker.rescuer import Rescuer
+from conveyor.worker.waiting import race_stop
 
 log = logging.getLogger("conveyor.worker")
 
@@ -186,8 +187,13 @@ class Worker:
             await self._grace_period(executor)
         stopped = executor.stop_running(StopReason.SHUTDOWN)
         await asyncio.gather(*stopped, return_exceptions=True)
-        await executor.idle.wait()  # failures being written finish too
+        # Outcomes being written finish too, however long the backend is away; a second stop
+        # request gives up on them (their jobs are rescued when their leases expire).
+        await race_stop(executor.idle.wait(), self._immediate)
         await self._release(backend, executor)
+        if self._immediate.is_set():
+            executor.completer.give_up_when_unavailable()
+            executor.abandon_writes()
         executor.completer.close()
         await writing
         self._closing.set()
@@ -216,7 +222,15 @@ class Worker:
                 lost = set(await asyncio.shield(backend.release(leases)))
                 break
             except BackendUnavailable as exc:
-                await backoff.wait("release", exc)
+                if self._immediate.is_set():
+                    log.warning(
+                        "stopping at once: %d jobs not handed back (%s); they are rescued "
+                        "when their leases expire",
+                        len(stopped),
+                        exc,
+                    )
+                    return
+                await race_stop(backoff.wait("release", exc), self._immediate)
         for rj in stopped:
             if rj.job.id not in lost:
                 self.released += 1
