@@ -13,10 +13,12 @@ import argparse
 import asyncio
 import gc
 import importlib
+import inspect
 import logging
 import os
 import signal
 import sys
+import typing
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -242,46 +244,46 @@ def migrate_command(
     typer.echo(f"{mask_url(url)}: schema at version {status[0].current} of {status[0].latest}")
 
 
-def _at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is smaller than {low}")
+def _bounded(
+    number: Callable[[str], float], low: float | None, high: float | None
+) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = number(text)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} is not in the range {low}..{high}")
         return value
 
     return parse
 
 
-def _port(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
-
-
 def _child_parser() -> argparse.ArgumentParser:
-    """``conveyor worker``'s options, parsed by argparse for ``conveyor worker`` and
-    ``python -m conveyor.worker``: building a typer command imports pydantic
-    (``typer._adapters``), about 8 MiB of each worker process's RSS. The names, defaults and
-    bounds are ``worker_command``'s; ``conveyor worker --help`` still shows typer's help."""
-    parser = argparse.ArgumentParser(
-        prog="conveyor worker",
-        description="Run a worker: claim jobs from the queues and run the app's tasks.",
-    )
-    parser.add_argument("--app", "-a", dest="app_spec", metavar="APP", required=True, help=APP_HELP)
-    parser.add_argument("--queues", "-q", help="Comma-separated queues.")
-    parser.add_argument("--concurrency", "-c", type=_at_least(1), default=10)
-    parser.add_argument("--processes", "-p", type=_at_least(1), default=1)
-    parser.add_argument("--grace", type=_seconds, default=None)
-    parser.add_argument("--database-url", help=URL_HELP)
-    parser.add_argument("--metrics-port", type=_port, default=None)
+    """``worker_command``'s typer options, read from its signature and parsed by argparse
+    (for ``conveyor worker`` and ``python -m conveyor.worker``): building a typer command
+    imports pydantic (``typer._adapters``), about 8 MiB of each worker process's RSS.
+    ``conveyor worker --help`` still shows typer's help."""
+    parser = argparse.ArgumentParser(prog="conveyor worker", description=worker_command.__doc__)
+    hints = typing.get_type_hints(worker_command)
+    for name, param in inspect.signature(worker_command).parameters.items():
+        info = param.default
+        assert isinstance(info, typer.models.OptionInfo), name
+        types = (hints[name], *typing.get_args(hints[name]))
+        parse: Callable[[str], object] = str
+        if int in types:
+            parse = _bounded(int, info.min, info.max)
+        elif float in types:
+            parse = _bounded(float, info.min, info.max)
+        required = info.default is ...
+        default = None if required else info.default
+        decls = [d for d in info.param_decls or () if d.startswith("-")]
+        parser.add_argument(
+            *decls,
+            dest=name,
+            metavar=decls[0].lstrip("-").replace("-", "_").upper(),
+            type=parse,
+            default=default,
+            required=required,
+            help=info.help,
+        )
     return parser
 
 
