@@ -76,6 +76,21 @@ def postgres_server() -> Iterator[str | PostgresServer]:
         server.destroy()
 
 
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own (fsync on, durable across a crash), for tests
+    that stop, kill or restart it."""
+    try:
+        server = PostgresServer(fsync=True).init().start()
+    except ServiceMissing as exc:
+        service_unavailable(str(exc))
+        raise
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
     env = os.environ.get("CONVEYOR_TEST_REDIS_URL")

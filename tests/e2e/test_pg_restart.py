@@ -5,28 +5,12 @@ and an acknowledged commit really survives the crash."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from tests.conftest import service_unavailable
 from tests.e2e.conftest import Harness
 from tests.e2e.scenarios import restart_mid_run
-from tests.services import PostgresServer, ServiceMissing
+from tests.services import PostgresServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer(fsync=True).init().start()
-    except ServiceMissing as exc:
-        service_unavailable(str(exc))
-        raise
-    try:
-        yield server
-    finally:
-        server.destroy()
 
 
 async def test_workers_survive_postgres_restart(

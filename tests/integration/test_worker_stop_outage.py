@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from tests.integration import worker_tasks as t
 from tests.integration.conftest import FAST_CONFIG
-from tests.services import PostgresServer, ServiceMissing
+from tests.services import PostgresServer
 
 from conveyor import Conveyor, JobStatus
 from conveyor.backends.postgres import PostgresBackend
@@ -24,22 +24,10 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def own_server() -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer(fsync=True).init().start()
-    except ServiceMissing as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.destroy()
-
-
-@pytest.fixture
-async def app(own_server: PostgresServer) -> AsyncIterator[Conveyor]:
+async def app(own_postgres: PostgresServer) -> AsyncIterator[Conveyor]:
     application = t.app
     await application.aclose()
-    application.use_database_url(own_server.url)
+    application.use_database_url(own_postgres.url)
     try:
         yield application
     finally:
@@ -55,7 +43,7 @@ async def _until(predicate: object, timeout: float = 20.0) -> None:
 
 
 async def test_second_stop_request_gives_up_on_a_backend_that_is_down(
-    app: Conveyor, own_server: PostgresServer
+    app: Conveyor, own_postgres: PostgresServer
 ) -> None:
     key = uuid.uuid4().hex
     config = replace(FAST_CONFIG, worker_id=f"test-{key[:8]}", lease=timedelta(seconds=30))
@@ -64,7 +52,7 @@ async def test_second_stop_request_gives_up_on_a_backend_that_is_down(
     job = await t.wait_forever.enqueue_async(key=key)
     await _until(lambda: t.SEEN.get(key) == "started")
 
-    own_server.stop("immediate")
+    own_postgres.stop("immediate")
     worker.request_stop()
     await asyncio.sleep(2.0)  # past the grace period: the job is stopped, its release fails
     assert not run.done(), "a graceful stop gave up on handing the job back"
@@ -75,8 +63,8 @@ async def test_second_stop_request_gives_up_on_a_backend_that_is_down(
     await asyncio.wait_for(run, timeout=20)
     assert time.monotonic() - asked < 10
 
-    own_server.start()
-    check = PostgresBackend(own_server.url)
+    own_postgres.start()
+    check = PostgresBackend(own_postgres.url)
     await check.open()
     try:
         stored = await check.get(job.id)

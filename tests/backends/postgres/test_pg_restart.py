@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from tests.services import PostgresServer, ServiceMissing
+from tests.services import PostgresServer
 
 from conveyor.backend import ClaimRequest, Completion
 from conveyor.backends.postgres import PostgresBackend
@@ -18,18 +17,6 @@ from conveyor.errors import BackendUnavailable
 from conveyor.jobs import NewJob, WorkerId
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def own_server() -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer(fsync=True).init().start()  # durable across a crash
-    except ServiceMissing as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.destroy()
 
 
 async def _until(predicate: object, timeout: float = 30.0) -> None:
@@ -41,19 +28,19 @@ async def _until(predicate: object, timeout: float = 30.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-async def test_backend_recovers_after_restart(own_server: PostgresServer) -> None:
-    backend = PostgresBackend(own_server.url, pool_min=2, pool_max=4)
+async def test_backend_recovers_after_restart(own_postgres: PostgresServer) -> None:
+    backend = PostgresBackend(own_postgres.url, pool_min=2, pool_max=4)
     await backend.open()
     claim = ClaimRequest(worker=WorkerId("w"), queues=["default"], limit=10)
     try:
         [before] = await backend.enqueue([NewJob(kind="k")])
         assert backend.listener.connections == 1
 
-        own_server.stop("immediate")
+        own_postgres.stop("immediate")
         with pytest.raises(BackendUnavailable):
             await backend.enqueue([NewJob(kind="k")])
         assert await backend.wait_for_work(["default"], timedelta(milliseconds=50)) is False
-        own_server.start()
+        own_postgres.start()
 
         async def works() -> bool:
             try:

@@ -111,12 +111,11 @@ class PostgresJobStore:
         self, completions: Sequence[Completion], request: ClaimRequest
     ) -> tuple[list[JobId], list[ClaimedJob]]:
         queues = list(dict.fromkeys(request.queues)) if request.limit > 0 else []
-        batch = completions_json(completions)
         if not queues and not completions:
             return [], []
         params: dict[str, object] = {
             "now": self._db.now_param(),
-            "completions": batch,
+            "completions": completions_json(completions),
             "limit": max(request.limit, 0),
             "worker": request.worker,
             "lease_for": request.lease_for,
