@@ -13,7 +13,7 @@ import functools
 import inspect
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Generic, ParamSpec, Protocol, TypeVar
 
@@ -186,9 +186,27 @@ class TaskCall(Generic[P, R]):
         )
 
     def _many(self, payloads: Iterable[Mapping[str, JSONValue]]) -> list[NewJob]:
+        """``new_job`` for each payload; the options are resolved and validated once (by
+        the first job), then each job differs only in its payload."""
         if self._options.idempotency_key is not None:
             raise ConfigurationError("idempotency_key applies to one enqueue, not enqueue_many")
-        return [self.new_job(p) for p in payloads]
+        jobs: list[NewJob] = []
+        task = self._task
+        accepts, append = task.handler.check.accepts, jobs.append
+        first: NewJob | None = None
+        options: dict[str, object] = {}
+        for payload in payloads:
+            if first is None:
+                first = self.new_job(payload)
+                options = {f: getattr(first, f) for f in _NEW_JOB_OPTIONS}
+                append(first)
+                continue
+            if not isinstance(payload, Mapping):
+                raise InvalidPayload(f"payload for {task.name} must be a JSON object")
+            if not accepts(payload):
+                check_binds(task.name, task.handler.signature, payload)
+            append(NewJob(payload=dict(payload), **options))  # type: ignore[arg-type]
+        return jobs
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         [job] = self._task.app.enqueue_many([self.new_job(_kwargs_only(args, kwargs))])
@@ -204,6 +222,9 @@ class TaskCall(Generic[P, R]):
 
     async def enqueue_many_async(self, payloads: Iterable[Mapping[str, JSONValue]]) -> list[Job]:
         return await self._task.app.enqueue_many_async(self._many(payloads))
+
+
+_NEW_JOB_OPTIONS = tuple(f.name for f in fields(NewJob) if f.name != "payload")
 
 
 def _kwargs_only(args: tuple[object, ...], kwargs: Mapping[str, object]) -> dict[str, JSONValue]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -79,6 +80,43 @@ async def test_batch_enqueue_keeps_order(backend: Backend) -> None:
     assert len({e.job.id for e in out}) == 25
     claimed = [await claim_one(backend) for _ in range(25)]
     assert [c.job.payload["n"] for c in claimed] == list(range(25))  # FIFO = batch order
+
+
+async def test_mixed_batch_stores_each_jobs_own_options(
+    backend: Backend, clock: FrozenClock
+) -> None:
+    """One batch, no keys or ids (PostgreSQL's column-wise plain path), jobs whose options
+    differ: each is stored with its own, and the returned jobs are what ``get`` reads."""
+    now = clock.now()
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    jobs = [
+        new_job(kind="a.one", payload=PAYLOAD, queue="q1"),
+        new_job(kind="a.two", payload={"n": 2}, queue="q2", priority=5, max_attempts=7),
+        new_job(kind="a.one", payload={"n": 3}, queue="q1", timeout=timedelta(seconds=3)),
+        new_job(kind="a.one", payload={"n": 4}, queue="q1", delay=timedelta(minutes=5)),
+        new_job(kind="a.one", payload={"n": 5}, queue="q1", run_at=now + timedelta(hours=1)),
+        new_job(kind="a.one", payload={"n": 6}, queue="q1", trace=trace),
+        new_job(kind="a.one", payload={"n": 7}, queue="q1"),  # same options as the first
+    ]
+    out = await backend.enqueue(jobs)
+    assert [e.job.kind for e in out] == [j.kind for j in jobs] and all(e.created for e in out)
+    for sent, enq in zip(jobs, out, strict=True):
+        assert await backend.get(enq.job.id) == enq.job
+        job = enq.job
+        assert (job.queue, job.payload, job.priority) == (sent.queue, sent.payload, sent.priority)
+        assert (job.max_attempts, job.timeout, job.trace) == (
+            sent.max_attempts, sent.timeout, sent.trace
+        )  # fmt: skip
+    assert [e.job.status for e in out] == [JobStatus.QUEUED] * 3 + [JobStatus.SCHEDULED] * 2 + [
+        JobStatus.QUEUED
+    ] * 2
+    assert out[3].job.run_at == now + timedelta(minutes=5)
+    assert out[4].job.run_at == now + timedelta(hours=1)
+    assert {e.job.run_at for i, e in enumerate(out) if i not in (3, 4)} == {now}
+    for sent, batched in zip(jobs, out, strict=True):  # one at a time (PostgreSQL: enqueue_one)
+        [alone] = await backend.enqueue([sent])
+        assert await backend.get(alone.job.id) == alone.job
+        assert replace(alone.job, id=batched.job.id) == batched.job
 
 
 async def test_empty_batch(backend: Backend) -> None:

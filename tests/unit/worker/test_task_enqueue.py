@@ -97,6 +97,30 @@ async def test_payload_size_limit(app: Conveyor) -> None:
     assert await stored(app) == 0
 
 
+async def test_batch_size_limit_is_per_payload(app: Conveyor) -> None:
+    """A batch is checked in one encoder call while it fits the limit as a whole; past
+    that, payload by payload: the limit is per job, not per batch."""
+    send = app.tasks.send  # type: ignore[attr-defined]
+    jobs = await send.enqueue_many_async([{"to": "x" * 600}, {"to": "y" * 600}])
+    assert len(jobs) == 2  # 1,200 bytes together, each under 1,024
+    with pytest.raises(PayloadTooLarge):
+        await send.enqueue_many_async([{"to": "x"}, {"to": "x" * 2000}, {"to": "z"}])
+    assert await stored(app) == 2
+
+
+async def test_enqueue_many_gives_every_job_the_options(app: Conveyor) -> None:
+    send = app.tasks.send  # type: ignore[attr-defined]
+    call = send.options(queue="bulk", priority=-2, max_attempts=5, delay=timedelta(minutes=1))
+    jobs = await call.enqueue_many_async([{"to": str(i)} for i in range(5)])
+    assert [j.payload for j in jobs] == [{"to": str(i)} for i in range(5)]
+    assert {(j.queue, j.priority, j.max_attempts, j.status) for j in jobs} == {
+        ("bulk", -2, 5, JobStatus.SCHEDULED)
+    }
+    with pytest.raises(InvalidPayload):
+        await call.enqueue_many_async([{"to": "a"}, ["not", "an", "object"]])  # type: ignore[list-item]
+    assert await stored(app) == 5
+
+
 async def test_context_parameter_is_not_part_of_the_payload(app: Conveyor) -> None:
     sync_task = app.tasks.sync  # type: ignore[attr-defined]
     job = await sync_task.enqueue_async(n=1)

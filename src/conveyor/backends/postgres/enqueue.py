@@ -1,13 +1,16 @@
 """Enqueue on PostgreSQL: one statement per batch, on the pool's connection
 (``PostgresJobStore.enqueue``) or the caller's (``PostgresBackend.enqueue_in``).
 
-Two statements. A batch without idempotency keys or explicit ids, the common case, goes
-through ``sql/enqueue_plain.sql``: a plain INSERT that returns only the time it stored the
-jobs at; the jobs are built here from the requests (``NewJob.stored``), since reading a
-thousand rows back costs more than inserting them. A batch with keys or ids (conflicts to
-resolve), or for a bounded queue (its depth to check), goes through the ``conveyor_enqueue``
-function (migrations/0001_init.sql), which returns the stored jobs. Both fill the same
-columns by the same rules; the JSON objects sent leave out keys whose value is null.
+A batch without idempotency keys or explicit ids, the common case, goes through
+``sql/enqueue_plain.sql`` (``sql/enqueue_one.sql`` for a single job): a plain INSERT that
+returns only the time it stored the jobs at; the jobs are built here from the requests
+(``NewJob.stored``), since reading a thousand rows back costs more than inserting them. It
+takes the batch column-wise (ids, payloads, and the few distinct option sets), which the
+server parses far faster than a JSON record per job (docs/performance.md, "Third pass").
+A batch with keys or ids (conflicts to resolve), or for a bounded queue (its depth to
+check), goes through the ``conveyor_enqueue`` function (migrations/0001_init.sql), which
+returns the stored jobs. All fill the same columns by the same rules; the JSON objects sent
+leave out keys whose value is null.
 """
 
 from __future__ import annotations
@@ -90,28 +93,97 @@ def _run_at(job: NewJob, now: datetime) -> datetime:
     return max(due, now)
 
 
+def _shape(job: NewJob) -> tuple[object, ...]:
+    """The options a plain enqueue stores per job, apart from its id and payload."""
+    return (job.queue, job.kind, job.priority, job.run_at, job.delay, job.max_attempts,
+            job.timeout, job.trace)  # fmt: skip
+
+
+def _shape_item(shape: tuple[object, ...]) -> dict[str, object]:
+    queue, kind, priority, run_at, delay, max_attempts, timeout, trace = shape
+    item: dict[str, object] = {
+        "queue": queue, "kind": kind, "priority": priority, "max_attempts": max_attempts,
+    }  # fmt: skip
+    if isinstance(run_at, datetime):
+        item["run_at"] = run_at.astimezone(UTC)
+    if isinstance(delay, timedelta):
+        item["delay_us"] = micros(delay)
+    if isinstance(timeout, timedelta):
+        item["timeout_us"] = micros(timeout)
+    if trace is not None:
+        item["trace"] = trace
+    return item
+
+
+def _plain_params(jobs: Sequence[NewJob]) -> tuple[list[JobId], bytes, dict[str, object]]:
+    """``sql/enqueue_plain.sql``'s column-wise parameters for ``jobs`` (no explicit ids):
+    the fresh ids, the payloads as one JSON array, and the parameters."""
+    ids = new_job_ids(len(jobs))
+    shapes: dict[tuple[object, ...], int] = {}
+    shape_of = []
+    for job in jobs:
+        key = _shape(job)
+        index = shapes.get(key)
+        if index is None:
+            index = shapes[key] = len(shapes) + 1
+        shape_of.append(index)
+    try:
+        payloads = orjson.dumps([job.payload for job in jobs])
+        shape_items = orjson.dumps([_shape_item(shape) for shape in shapes])
+    except TypeError as exc:
+        raise InvalidPayload(f"payload is not JSON-serialisable: {exc}") from exc
+    params: dict[str, object] = {
+        "ids": "{" + ",".join(ids) + "}",
+        "payloads": payloads.decode(),
+        "shape_of": "{" + ",".join(map(str, shape_of)) + "}",
+        "shapes": shape_items.decode(),
+        "queues": sorted({job.queue for job in jobs}),
+        "count": len(jobs),
+    }
+    return ids, payloads, params
+
+
+def _one_params(job: NewJob) -> tuple[list[JobId], bytes, dict[str, object]]:
+    """``sql/enqueue_one.sql``'s parameters for ``job`` (no explicit id), as
+    ``_plain_params`` gives them for a batch: ``[id]``, ``[payload]`` as JSON, parameters."""
+    [job_id] = new_job_ids(1)
+    try:
+        payload = orjson.dumps(job.payload)
+    except TypeError as exc:
+        raise InvalidPayload(f"payload is not JSON-serialisable: {exc}") from exc
+    params = _shape_item(_shape(job))
+    params.setdefault("run_at", None)
+    params.setdefault("delay_us", None)
+    params.setdefault("timeout_us", None)
+    params.setdefault("trace", None)
+    params["id"] = job_id
+    params["payload"] = payload.decode()
+    return [job_id], b"[" + payload + b"]", params
+
+
 async def _enqueue_plain(
-    cur: AsyncCursor[DictRow], jobs: Sequence[NewJob], ids: list[str], encoded: str, db: Database
+    cur: AsyncCursor[DictRow], jobs: Sequence[NewJob], db: Database
 ) -> list[Enqueued] | None:
     """The plain INSERT; None (nothing stored) when one of the batch's queues is bounded."""
-    queues = sorted({job.queue for job in jobs})
-    await cur.execute(
-        QUERIES.enqueue_plain, {"now": db.now_param(), "queues": queues, "jobs": encoded}
-    )
+    if len(jobs) == 1:
+        ids, payloads, params = _one_params(jobs[0])
+        query = QUERIES.enqueue_one
+    else:
+        ids, payloads, params = _plain_params(jobs)
+        query = QUERIES.enqueue_plain
+    params["now"] = db.now_param()
+    await cur.execute(query, params)
     row = await cur.fetchone()
     if row is None or row["bounded"]:
         return None
     now = utc(row["now"])
     # The payloads decoded back from what was sent: copies the caller cannot mutate.
-    items = orjson.loads(encoded)
-    out = []
-    for job, job_id, item in zip(jobs, ids, items, strict=True):
-        payload = item["payload"]
-        stored = job.stored(
-            JobId(job_id), now, _run_at(job, now), payload if isinstance(payload, dict) else {}
-        )
-        out.append(Enqueued(job=stored, created=True))
-    return out
+    copies = orjson.loads(payloads)
+    stored = NewJob.stored
+    return [
+        Enqueued(job=stored(job, job_id, now, _run_at(job, now), payload), created=True)
+        for job, job_id, payload in zip(jobs, ids, copies, strict=True)
+    ]
 
 
 async def _enqueue_checked(cur: AsyncCursor[DictRow], encoded: str, db: Database) -> list[Enqueued]:
@@ -126,12 +198,11 @@ async def enqueue_rows(
     """Enqueue ``jobs`` with ``cur`` (the pool's or the caller's connection), in order."""
     if not jobs:
         return []
-    ids, encoded = _encode(jobs)
     plain = all(job.id is None and job.idempotency_key is None for job in jobs)
     try:
-        if plain and (done := await _enqueue_plain(cur, jobs, ids, encoded, db)) is not None:
+        if plain and (done := await _enqueue_plain(cur, jobs, db)) is not None:
             return done
-        return await _enqueue_checked(cur, encoded, db)
+        return await _enqueue_checked(cur, _encode(jobs)[1], db)
     except psycopg.Error as exc:
         if exc.sqlstate == QUEUE_FULL_SQLSTATE:
             queue = exc.diag.message_detail or ""

@@ -21,6 +21,7 @@ def _sql(name: str) -> bytes:
 class Queries:
     enqueue: bytes
     enqueue_plain: bytes
+    enqueue_one: bytes
     complete_claim: bytes
     renew: bytes
     fail: bytes
