@@ -23,7 +23,9 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Coroutine
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from conveyor.app import Conveyor
 from conveyor.backend import Backend
@@ -40,6 +42,12 @@ from conveyor.worker.rescuer import Rescuer
 from conveyor.worker.waiting import race_stop
 
 log = logging.getLogger("conveyor.worker")
+T = TypeVar("T")
+
+# Once a second stop request has come, a backend call still in flight (a release, the
+# final deregistration) gets this long before the worker gives up on it; without the bound,
+# each call to a server that is down waits out the connection pool's timeout in turn.
+IMMEDIATE_CALL_LIMIT = timedelta(seconds=1)
 
 
 class Worker:
@@ -70,6 +78,7 @@ class Worker:
         self._grace = self.config.grace
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: Executor | None = None
+        self._background: list[asyncio.Task[None]] = []
         self._ran = False
         self.released = 0
 
@@ -160,17 +169,19 @@ class Worker:
                 claimer = Claimer(backend, executor, config, self.events, tg.create_task)
                 claiming = tg.create_task(claimer.run(self._stop_claiming), name="claimer")
                 writing = tg.create_task(executor.completer.run(), name="completer")
-                tg.create_task(keeper.run(self._closing), name="lease-keeper")
-                tg.create_task(keeper.run_registry(self._closing), name="registry")
                 rescuer = Rescuer(backend, self.registry, config, self.events)
-                tg.create_task(rescuer.run(self._closing), name="rescuer")
+                self._background = [
+                    tg.create_task(keeper.run(self._closing), name="lease-keeper"),
+                    tg.create_task(keeper.run_registry(self._closing), name="registry"),
+                    tg.create_task(rescuer.run(self._closing), name="rescuer"),
+                ]
                 shutdown = self._shutdown(backend, executor, claiming, writing)
                 tg.create_task(shutdown, name="shutdown")
                 self.started.set()
         finally:
             offload.close()
             with contextlib.suppress(BackendError):
-                await asyncio.shield(backend.remove_worker(config.worker_id))
+                await self._bounded_once_immediate(backend.remove_worker(config.worker_id))
             self.events.emit(WorkerStopped(config.worker_id, self.released))
 
     async def _shutdown(
@@ -197,6 +208,27 @@ class Worker:
         executor.completer.close()
         await writing
         self._closing.set()
+        if self._immediate.is_set():
+            # Renewals, the registry heartbeat and rescues are moot now; one blocked on a
+            # server that is down would hold the exit for the pool's connect timeout.
+            for task in self._background:
+                task.cancel()
+
+    async def _bounded_once_immediate(self, call: Coroutine[object, object, T]) -> T:
+        """Await a backend call that must not be cut short by a graceful stop; once a
+        second stop request has come (before or during the call), give it at most
+        ``IMMEDIATE_CALL_LIMIT`` more, then raise ``BackendUnavailable``. The call is
+        left to finish or fail on its own: a release or deregistration that lands late
+        is harmless, one that does not is covered by lease expiry."""
+        task = asyncio.ensure_future(call)
+        if not self._immediate.is_set():
+            await race_stop(asyncio.shield(task), self._immediate)
+        if not task.done():
+            await asyncio.wait((task,), timeout=IMMEDIATE_CALL_LIMIT.total_seconds())
+        if not task.done():
+            task.add_done_callback(_consume)
+            raise BackendUnavailable("stopping at once: gave up waiting for the backend")
+        return task.result()
 
     async def _grace_period(self, executor: Executor) -> None:
         grace = self._grace.total_seconds()
@@ -219,7 +251,7 @@ class Worker:
         while True:
             try:
                 leases = [rj.lease for rj in stopped]
-                lost = set(await asyncio.shield(backend.release(leases)))
+                lost = set(await self._bounded_once_immediate(backend.release(leases)))
                 break
             except BackendUnavailable as exc:
                 if self._immediate.is_set():
@@ -235,3 +267,9 @@ class Worker:
             if rj.job.id not in lost:
                 self.released += 1
                 self.events.emit(JobReleased(*rj.key))
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a call given up on, so asyncio does not log it as lost."""
+    if not task.cancelled():
+        task.exception()
