@@ -17,11 +17,14 @@ import contextlib
 import itertools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from tests.services import PostgresServer, RedisServer, ServiceMissing
+
+S = TypeVar("S", PostgresServer, RedisServer)
 
 REQUIRE_SERVICES = os.environ.get("CONVEYOR_REQUIRE_SERVICES", "") not in ("", "0", "false")
 ENGINES = ("memory", "sqlite", "postgres", "redis")
@@ -80,8 +83,19 @@ def postgres_server() -> Iterator[str | PostgresServer]:
 def own_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test's own (fsync on, durable across a crash), for tests
     that stop, kill or restart it."""
+    yield from _own_server(lambda: PostgresServer(fsync=True).init().start())
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis server of this test's own (``appendfsync always``), for tests that kill or
+    restart it."""
+    yield from _own_server(lambda: RedisServer(appendonly=True, appendfsync="always").start())
+
+
+def _own_server(start: Callable[[], S]) -> Iterator[S]:
     try:
-        server = PostgresServer(fsync=True).init().start()
+        server = start()
     except ServiceMissing as exc:
         service_unavailable(str(exc))
         raise

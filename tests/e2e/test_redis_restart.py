@@ -5,28 +5,12 @@ untouched."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from tests.conftest import service_unavailable
 from tests.e2e.conftest import Harness
 from tests.e2e.scenarios import restart_mid_run
-from tests.services import RedisServer, ServiceMissing
+from tests.services import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    try:
-        server = RedisServer(appendonly=True, appendfsync="always").start()
-    except ServiceMissing as exc:
-        service_unavailable(str(exc))
-        raise
-    try:
-        yield server
-    finally:
-        server.destroy()
 
 
 async def test_workers_survive_redis_crash_and_restart(

@@ -47,25 +47,35 @@ def _job_id(job: NewJob, fresh: Iterator[str]) -> str:
     return str(parsed)
 
 
-def _item(job: NewJob, job_id: str) -> dict[str, object]:
+def _shape(job: NewJob) -> tuple[object, ...]:
+    """The options a plain enqueue stores per job, apart from its id and payload."""
+    return (job.queue, job.kind, job.priority, job.run_at, job.delay, job.max_attempts,
+            job.timeout, job.trace)  # fmt: skip
+
+
+def _shape_item(shape: tuple[object, ...]) -> dict[str, object]:
+    queue, kind, priority, run_at, delay, max_attempts, timeout, trace = shape
     item: dict[str, object] = {
-        "id": job_id,
-        "queue": job.queue,
-        "kind": job.kind,
-        "payload": job.payload,
-        "priority": job.priority,
-        "max_attempts": job.max_attempts,
-    }
-    if job.run_at is not None:
-        item["run_at"] = job.run_at.astimezone(UTC)
-    if job.delay is not None:
-        item["delay_us"] = micros(job.delay)
-    if job.timeout is not None:
-        item["timeout_us"] = micros(job.timeout)
+        "queue": queue, "kind": kind, "priority": priority, "max_attempts": max_attempts,
+    }  # fmt: skip
+    if isinstance(run_at, datetime):
+        item["run_at"] = run_at.astimezone(UTC)
+    if isinstance(delay, timedelta):
+        item["delay_us"] = micros(delay)
+    if isinstance(timeout, timedelta):
+        item["timeout_us"] = micros(timeout)
+    if trace is not None:
+        item["trace"] = trace
+    return item
+
+
+def _item(job: NewJob, job_id: str) -> dict[str, object]:
+    """One job as ``conveyor_enqueue`` reads it: its options, id, payload and key."""
+    item = _shape_item(_shape(job))
+    item["id"] = job_id
+    item["payload"] = job.payload
     if job.idempotency_key is not None:
         item["idempotency_key"] = job.idempotency_key
-    if job.trace is not None:
-        item["trace"] = job.trace
     return item
 
 
@@ -91,28 +101,6 @@ def _run_at(job: NewJob, now: datetime) -> datetime:
     else:
         return now
     return max(due, now)
-
-
-def _shape(job: NewJob) -> tuple[object, ...]:
-    """The options a plain enqueue stores per job, apart from its id and payload."""
-    return (job.queue, job.kind, job.priority, job.run_at, job.delay, job.max_attempts,
-            job.timeout, job.trace)  # fmt: skip
-
-
-def _shape_item(shape: tuple[object, ...]) -> dict[str, object]:
-    queue, kind, priority, run_at, delay, max_attempts, timeout, trace = shape
-    item: dict[str, object] = {
-        "queue": queue, "kind": kind, "priority": priority, "max_attempts": max_attempts,
-    }  # fmt: skip
-    if isinstance(run_at, datetime):
-        item["run_at"] = run_at.astimezone(UTC)
-    if isinstance(delay, timedelta):
-        item["delay_us"] = micros(delay)
-    if isinstance(timeout, timedelta):
-        item["timeout_us"] = micros(timeout)
-    if trace is not None:
-        item["trace"] = trace
-    return item
 
 
 def _plain_params(jobs: Sequence[NewJob]) -> tuple[list[JobId], bytes, dict[str, object]]:
@@ -181,8 +169,11 @@ async def _enqueue_plain(
     copies = orjson.loads(payloads)
     stored = NewJob.stored
     return [
-        Enqueued(job=stored(job, job_id, now, _run_at(job, now), payload), created=True)
-        for job, job_id, payload in zip(jobs, ids, copies, strict=True)
+        Enqueued(
+            job=stored(job, job_id, now, _run_at(job, now), p if isinstance(p, dict) else {}),
+            created=True,
+        )
+        for job, job_id, p in zip(jobs, ids, copies, strict=True)
     ]
 
 
