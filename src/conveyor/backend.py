@@ -41,6 +41,7 @@ from conveyor.jobs import (
     JSONValue,
     NewJob,
     WorkerId,
+    slot_init,
 )
 
 DEFAULT_LEASE = timedelta(seconds=30)
@@ -60,6 +61,7 @@ class Capability(StrEnum):
 # ---------------------------------------------------------------------------- requests
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Enqueued:
     """One enqueue's outcome: the stored job, and whether this call created it (False when an
@@ -69,6 +71,7 @@ class Enqueued:
     created: bool
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Lease:
     """The right to run one attempt of one job. ``token`` is fresh for every claim."""
@@ -79,6 +82,7 @@ class Lease:
     attempt: int
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
     """A claimed job (status running, attempts already incremented) and its lease."""
@@ -110,6 +114,7 @@ class RenewOutcome:
     cancel_requested: frozenset[JobId] = frozenset()
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Completion:
     lease: Lease

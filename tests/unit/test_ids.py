@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from conveyor.ids import new_job_id, new_token, uuid7
+from conveyor.ids import new_job_id, new_job_ids, new_token, uuid7
 
 
 def test_uuid7_version_and_variant() -> None:
@@ -43,6 +43,25 @@ def test_job_id_parses_as_canonical_uuid7() -> None:
 def test_job_ids_sort_by_creation() -> None:
     ids = [new_job_id() for _ in range(500)]
     assert ids == sorted(ids)
+
+
+def test_job_id_batches_are_canonical_uuid7_in_order() -> None:
+    # 10,000 in one batch: past one millisecond's 4,096 counter values, so the counter
+    # borrows the next milliseconds, and what follows stays after it.
+    before = new_job_id()
+    batch = new_job_ids(10_000)
+    after = [new_job_id(), str(uuid7()), *new_job_ids(3)]
+    ordered = [before, *batch, *after]
+    assert ordered == sorted(ordered) and len(set(ordered)) == len(ordered)
+    for text in (*batch[:50], *batch[-50:], *after):
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert new_job_ids(0) == []
+
+
+def test_job_id_batches_have_random_low_bits() -> None:
+    lows = {uuid.UUID(text).int & ((1 << 62) - 1) for text in new_job_ids(1000)}
+    assert len(lows) == 1000
 
 
 def test_tokens_are_random_hex() -> None:

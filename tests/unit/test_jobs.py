@@ -3,7 +3,9 @@ pair by pair, so any change to it shows up here as a deliberate edit."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import inspect
+import pickle
+from dataclasses import FrozenInstanceError, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,6 +23,7 @@ from conveyor.jobs import (
     Verb,
     check_transition,
     next_status,
+    slot_init,
     sources,
 )
 
@@ -163,3 +166,51 @@ def test_job_attempt_and_last_error() -> None:
     )
     assert job.attempt == 2 and job.last_error == errors[1]
     assert replace(job, errors=()).last_error is None
+
+
+# ------------------------------------------------------------------------------ slot_init
+
+
+@slot_init
+@dataclass(frozen=True, slots=True)
+class _Fast:
+    a: int
+    b: list[int] = field(default_factory=list)
+    c: str = "c"
+
+    def __post_init__(self) -> None:
+        if self.a < 0:
+            raise ValueError("a must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    a: int
+    b: list[int] = field(default_factory=list)
+    c: str = "c"
+
+
+def test_slot_init_keeps_the_dataclass_contract() -> None:
+    assert str(inspect.signature(_Fast)) == str(inspect.signature(_Plain))
+    one, two = _Fast(1), _Fast(a=2, c="x")
+    assert (one.a, one.b, one.c) == (1, [], "c") and (two.a, two.c) == (2, "x")
+    assert one.b is not _Fast(1).b  # a fresh default per instance
+    assert _Fast(3, [4], "d") == _Fast(a=3, b=[4], c="d")
+    assert replace(one, c="y") == _Fast(1, [], "y")
+    assert pickle.loads(pickle.dumps(two)) == two
+    with pytest.raises(FrozenInstanceError):
+        one.a = 5  # type: ignore[misc]
+    with pytest.raises(ValueError, match="negative"):
+        _Fast(-1)  # __post_init__ still runs
+    with pytest.raises(TypeError):
+        _Fast()  # type: ignore[call-arg]
+
+
+def test_jobs_built_through_slot_init_stay_frozen() -> None:
+    now = datetime.now(UTC)
+    job = NewJob(kind="k").stored(JobId("j"), now, now)
+    assert job.payload == {} and job.errors == () and job.status is JobStatus.QUEUED
+    with pytest.raises(FrozenInstanceError):
+        job.status = JobStatus.RUNNING  # type: ignore[misc]
+    with pytest.raises(ValueError, match="kind"):
+        NewJob(kind="")

@@ -44,7 +44,7 @@ from conveyor.errors import (
     LeaseLost,
     QueueFull,
 )
-from conveyor.ids import new_job_id, new_token
+from conveyor.ids import new_job_ids, new_token
 from conveyor.jobs import Job, JobId, JSONObject, JSONValue, NewJob
 
 ENQUEUE_CHUNK = 5_000  # jobs per script call; a bigger batch runs as chunks in one MULTI
@@ -125,7 +125,8 @@ class RedisJobStore:
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
         if not jobs:
             return []
-        ids = [job.id or new_job_id() for job in jobs]
+        fresh = iter(new_job_ids(sum(1 for job in jobs if job.id is None)))
+        ids = [job.id or next(fresh) for job in jobs]
         chunks = [
             range(i, min(i + ENQUEUE_CHUNK, len(jobs))) for i in range(0, len(jobs), ENQUEUE_CHUNK)
         ]
