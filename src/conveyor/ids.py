@@ -31,7 +31,7 @@ def _reserve(n: int) -> int:
             _seq = int.from_bytes(os.urandom(2), "big") & 0x3FF
         else:
             _seq += 1
-        first = _last_ms << 12 | _seq
+        first = (_last_ms << 12) + _seq  # + not |: a counter of 0x1000 carries into the ms
         last = first + n - 1
         _last_ms, _seq = last >> 12, last & 0xFFF
     return first

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
+
+from conveyor import ids
 from conveyor.ids import new_job_id, new_job_ids, new_token, uuid7
 
 
@@ -57,6 +60,17 @@ def test_job_id_batches_are_canonical_uuid7_in_order() -> None:
         parsed = uuid.UUID(text)
         assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
     assert new_job_ids(0) == []
+
+
+def test_a_full_counter_carries_into_the_next_millisecond(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The last batch used the millisecond's last counter value (0xFFF) and the clock has not
+    # moved on (or went back): the next id borrows the next millisecond, for odd and even ones.
+    for last_ms in (2**45 + 1, 2**45 + 2):
+        monkeypatch.setattr(ids, "_last_ms", last_ms)
+        monkeypatch.setattr(ids, "_seq", 0xFFF)
+        first = uuid.UUID(new_job_id())
+        assert first.int >> 80 == last_ms + 1 and (first.int >> 64) & 0xFFF == 0
+        assert new_job_ids(2)[0] > str(first)
 
 
 def test_job_id_batches_have_random_low_bits() -> None:
