@@ -155,13 +155,17 @@ class TaskCall(Generic[P, R]):
         self._task = task
         self._options = options
 
-    def new_job(self, payload: Mapping[str, JSONValue]) -> NewJob:
+    def _check(self, payload: Mapping[str, JSONValue]) -> None:
+        """Refuse a payload that is not an object or does not bind to the task's function."""
         task = self._task
         if not isinstance(payload, Mapping):
             raise InvalidPayload(f"payload for {task.name} must be a JSON object")
-        handler = task.handler
-        if not handler.check.accepts(payload):
-            check_binds(task.name, handler.signature, payload)
+        if not task.handler.check.accepts(payload):
+            check_binds(task.name, task.handler.signature, payload)
+
+    def new_job(self, payload: Mapping[str, JSONValue]) -> NewJob:
+        self._check(payload)
+        task = self._task
         o, d = self._options, task.defaults
         try:
             return self._build(task, payload, o, d)
@@ -191,21 +195,14 @@ class TaskCall(Generic[P, R]):
         if self._options.idempotency_key is not None:
             raise ConfigurationError("idempotency_key applies to one enqueue, not enqueue_many")
         jobs: list[NewJob] = []
-        task = self._task
-        accepts, append = task.handler.check.accepts, jobs.append
-        first: NewJob | None = None
         options: dict[str, object] = {}
         for payload in payloads:
-            if first is None:
-                first = self.new_job(payload)
-                options = {f: getattr(first, f) for f in _NEW_JOB_OPTIONS}
-                append(first)
+            if not jobs:
+                jobs.append(self.new_job(payload))
+                options = {f: getattr(jobs[0], f) for f in _NEW_JOB_OPTIONS}
                 continue
-            if not isinstance(payload, Mapping):
-                raise InvalidPayload(f"payload for {task.name} must be a JSON object")
-            if not accepts(payload):
-                check_binds(task.name, task.handler.signature, payload)
-            append(NewJob(payload=dict(payload), **options))  # type: ignore[arg-type]
+            self._check(payload)
+            jobs.append(NewJob(payload=dict(payload), **options))  # type: ignore[arg-type]
         return jobs
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
