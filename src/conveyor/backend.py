@@ -56,6 +56,7 @@ class Capability(StrEnum):
     TRANSACTIONAL_ENQUEUE = "transactional_enqueue"  # enqueue inside a caller's transaction
     MULTI_PROCESS = "multi_process"  # several processes may share the store
     MULTI_HOST = "multi_host"  # several machines may share the store
+    HANDOFF = "handoff"  # a standing claim gets the next ready job at once (wait_for_handoff)
 
 
 # ---------------------------------------------------------------------------- requests
@@ -97,10 +98,17 @@ class ClaimedJob:
 
 @dataclass(frozen=True, slots=True)
 class ClaimRequest:
+    """``standby``: engines with ``Capability.HANDOFF`` register a standing claim for one
+    job under this fresh token when fewer than ``limit`` jobs are claimed, alive for
+    ``standby_for``; the caller must then call ``wait_for_handoff(standby, ...)``, which
+    also withdraws it. Other engines ignore both fields."""
+
     worker: WorkerId
     queues: Sequence[str]  # non-empty
     limit: int  # at most this many jobs; never more than the worker's free slots
     lease_for: timedelta = DEFAULT_LEASE
+    standby: str | None = None
+    standby_for: timedelta = timedelta(seconds=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,6 +470,20 @@ class Backend(JobStore, QueueAdmin, JobLogs, WorkerRegistry, TokenStore, RecordS
         """Sleep until a job may be claimable in ``queues`` or ``timeout`` passes. True when
         woken by a notification. Only a hint: callers poll anyway. Engines without NOTIFY
         just sleep (returning False)."""
+        ...
+
+    async def wait_for_handoff(
+        self, standby: str, queues: Sequence[str], timeout: timedelta
+    ) -> list[ClaimedJob]:
+        """After a claim that registered the standing claim ``standby`` (``ClaimRequest``):
+        wait up to ``timeout`` for the job a write hands to it, then withdraw it. Returns the
+        jobs claimed for this caller (at most one), ``[]`` on timeout. ``timeout <= 0`` only
+        withdraws it, returning a job handed meanwhile, and makes a wait on the same
+        ``standby`` still under way return at once (a stop). Cancelled, it withdraws the claim
+        and releases a job handed meanwhile. The claim of a caller that never comes back
+        expires after ``standby_for``; a job handed to it before then waits for its lease
+        to expire, as a job claimed by a worker that died at once. Engines without HANDOFF
+        register nothing: this is ``wait_for_work`` and returns ``[]``."""
         ...
 
 

@@ -101,6 +101,14 @@ class MemoryBackend(MemoryRegistry, MemoryRecords):
     async def now(self) -> datetime:
         return self._clock.now()
 
+    async def wait_for_handoff(
+        self, standby: str, queues: Sequence[str], timeout: timedelta
+    ) -> list[ClaimedJob]:
+        """No standing claims on this engine (no ``Capability.HANDOFF``)."""
+        if timeout > timedelta(0):
+            await self.wait_for_work(queues, timeout)
+        return []
+
     async def wait_for_work(self, queues: Sequence[str], timeout: timedelta) -> bool:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (frozenset(queues), future)

@@ -2,7 +2,10 @@
 executor. Each claim also writes the completions waiting in the buffer (one
 ``complete_and_claim`` call) and may count the slots they free. Between claims it waits for
 work: a notification (engines with ``Capability.NOTIFY``) or, always, a jittered poll as the
-backstop. A claim in flight is never cancelled (its jobs would be stranded in ``running``);
+backstop. On engines with ``Capability.HANDOFF`` a claim that finds fewer jobs than free slots
+leaves a standing claim, and the wait is for the job a write hands to it (no claim round trip
+after the wake-up); a stop withdraws it, and a job handed meanwhile starts like a claimed
+one. A claim in flight is never cancelled (its jobs would be stranded in ``running``);
 stopping takes effect between claims. Who calls it: the runtime, as one loop of its TaskGroup.
 """
 
@@ -12,13 +15,18 @@ import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
-from conveyor.backend import Backend, ClaimedJob, ClaimRequest, Completion
+from conveyor.backend import Backend, Capability, ClaimedJob, ClaimRequest, Completion
 from conveyor.errors import BackendUnavailable
 from conveyor.events import EventBus, JobClaimed
+from conveyor.ids import new_token
 from conveyor.worker.config import WorkerConfig
 from conveyor.worker.executor import Executor
 from conveyor.worker.outage import Backoff
 from conveyor.worker.waiting import jittered, race_stop
+
+# A standing claim outlives the wait by this much, so that it never expires under a live
+# worker that is a little late; a dead worker's expires this long after its wait would have.
+STANDBY_MARGIN = timedelta(seconds=1)
 
 
 def pickup(claimed: ClaimedJob) -> timedelta:
@@ -47,6 +55,7 @@ class Claimer:
     async def run(self, stop: asyncio.Event) -> None:
         executor = self._executor
         buffer = executor.completer
+        handoff = Capability.HANDOFF in self._backend.capabilities
         while not stop.is_set():
             free = executor.free_slots
             if free <= 0 and not len(buffer):
@@ -59,29 +68,46 @@ class Claimer:
                 await asyncio.sleep(0)
             done = buffer.take()
             limit = free + len(done)
-            claimed = await self._claim(done, limit)
+            timeout = timedelta(seconds=jittered(self._config.poll_interval))
+            standby = new_token(8) if handoff else None
+            claimed = await self._claim(done, limit, standby, timeout)
             if claimed is None:
                 continue
-            for job in claimed:
-                self._events.emit(
-                    JobClaimed(
-                        job.job.id,
-                        job.job.queue,
-                        job.job.kind,
-                        job.lease.attempt,
-                        worker=self._config.worker_id,
-                        pickup=pickup(job),
-                    )
-                )
-                executor.start(job, self._spawn)
+            self._start(claimed)
             if len(claimed) < limit:
-                await self._wait_for_work(stop)
+                if standby is None:
+                    await self._wait_for_work(stop, timeout)
+                else:
+                    await self._wait_for_handoff(standby, stop, timeout)
 
-    async def _claim(self, done: list[Completion], limit: int) -> list[ClaimedJob] | None:
+    def _start(self, claimed: list[ClaimedJob]) -> None:
+        for job in claimed:
+            self._events.emit(
+                JobClaimed(
+                    job.job.id,
+                    job.job.queue,
+                    job.job.kind,
+                    job.lease.attempt,
+                    worker=self._config.worker_id,
+                    pickup=pickup(job),
+                )
+            )
+            self._executor.start(job, self._spawn)
+
+    async def _claim(
+        self, done: list[Completion], limit: int, standby: str | None, timeout: timedelta
+    ) -> list[ClaimedJob] | None:
         """Write ``done`` and claim up to ``limit`` jobs in one call; None after an outage
         (``done`` is back in the buffer)."""
         config = self._config
-        request = ClaimRequest(config.worker_id, config.queues, limit, config.lease)
+        request = ClaimRequest(
+            config.worker_id,
+            config.queues,
+            limit,
+            config.lease,
+            standby=standby,
+            standby_for=timeout + STANDBY_MARGIN,
+        )
         buffer = self._executor.completer
         try:
             lost, claimed = await self._backend.complete_and_claim(done, request)
@@ -97,9 +123,35 @@ class Claimer:
             buffer.written(done, frozenset(lost))
         return claimed
 
-    async def _wait_for_work(self, stop: asyncio.Event) -> None:
-        timeout = timedelta(seconds=jittered(self._config.poll_interval))
+    async def _wait_for_work(self, stop: asyncio.Event, timeout: timedelta) -> None:
         try:
             await race_stop(self._backend.wait_for_work(self._config.queues, timeout), stop)
         except BackendUnavailable as exc:
             await self._backoff.wait("wait_for_work", exc)
+
+    async def _wait_for_handoff(
+        self, standby: str, stop: asyncio.Event, timeout: timedelta
+    ) -> None:
+        backend, queues = self._backend, self._config.queues
+        waiting = asyncio.ensure_future(backend.wait_for_handoff(standby, queues, timeout))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((waiting, stopping), return_when=asyncio.FIRST_COMPLETED)
+            handed: list[ClaimedJob] = []
+            if not waiting.done():
+                # Stopped: withdraw the standing claim, which also ends the wait at once. A
+                # job handed meanwhile starts, and the shutdown treats it like any other.
+                handed += await backend.wait_for_handoff(standby, queues, timedelta(0))
+            handed += await waiting
+        except BackendUnavailable as exc:
+            await self._backoff.wait("wait_for_handoff", exc)
+            return
+        finally:
+            stopping.cancel()
+            if not waiting.done():  # the withdrawal failed: give up the wait
+                waiting.cancel()
+        if handed:
+            self._start(handed)
+            # Let the handed job start before the next claim is built and sent (~0.1 ms):
+            # its pickup latency is what the hand-off is for.
+            await asyncio.sleep(0)

@@ -16,6 +16,8 @@ from tests.services import free_port
 
 from conveyor.backend import (
     Capability,
+    ClaimedJob,
+    ClaimRequest,
     Completion,
     FailRequest,
     JobFilter,
@@ -30,7 +32,7 @@ from conveyor.backends.redis import store as redis_store
 from conveyor.backends.redis.connection import parse_url
 from conveyor.clock import FrozenClock
 from conveyor.errors import BackendUnavailable, QueueFull
-from conveyor.jobs import AttemptError, JobStatus, NewJob
+from conveyor.jobs import AttemptError, JobStatus, NewJob, WorkerId
 
 pytestmark = pytest.mark.redis
 
@@ -80,6 +82,7 @@ def test_url_options() -> None:
         Capability.NOTIFY,
         Capability.MULTI_PROCESS,
         Capability.MULTI_HOST,
+        Capability.HANDOFF,
     }
 
 
@@ -254,3 +257,46 @@ async def test_more_concurrent_calls_than_pooled_connections(backend: RedisBacke
     [job] = await backend.enqueue([new_job()])
     found = await asyncio.gather(*(backend.get(job.job.id) for _ in range(300)))
     assert all(j is not None and j.id == job.job.id for j in found)
+
+
+async def test_handoffs_keep_counters_in_step_and_leave_no_keys(
+    backend: RedisBackend, raw: aioredis.Redis, redis_url: str, clock: FrozenClock
+) -> None:
+    """Standing claims served by every write that makes jobs ready (enqueue, release,
+    rescue, requeue): the counters still match the indexes, and once the waits are over no
+    standing-claim key is left (sb:, sbq:, ho:)."""
+    prefix = prefix_of(redis_url)
+
+    def standby(token: str) -> ClaimRequest:
+        return ClaimRequest(WorkerId("w"), ("a",), 1, standby=token)
+
+    async def handed(token: str) -> list[ClaimedJob]:
+        assert await backend.claim(standby(token)) == []
+        return await backend.wait_for_handoff(token, ("a",), timedelta(milliseconds=50))
+
+    assert await backend.claim(standby("s1")) == []
+    [first] = await backend.enqueue([new_job(queue="a", max_attempts=3)])
+    [got] = await backend.wait_for_handoff("s1", ("a",), timedelta(seconds=5))
+    assert got.job.id == first.job.id
+    assert await backend.claim(standby("s2")) == []
+    await backend.release([got.lease])  # back to queued: handed to s2 at once
+    [again] = await backend.wait_for_handoff("s2", ("a",), timedelta(seconds=5))
+    assert again.job.id == first.job.id and again.lease.attempt == 1
+    assert await backend.claim(standby("s3")) == []
+    clock.advance(timedelta(minutes=1))
+    assert (await backend.rescue()).requeued == (first.job.id,)  # its lease expired
+    [rescued] = await backend.wait_for_handoff("s3", ("a",), timedelta(seconds=5))
+    assert rescued.job.id == first.job.id and rescued.lease.attempt == 2
+    await backend.fail(FailRequest(rescued.lease, None))
+    assert await backend.claim(standby("s4")) == []
+    assert await backend.requeue(RequeueRequest(JobFilter())) == [first.job.id]
+    [requeued] = await backend.wait_for_handoff("s4", ("a",), timedelta(seconds=5))
+    assert requeued.job.id == first.job.id and requeued.lease.attempt == 1
+    assert await handed("s5") == []
+    await counters_match_indexes(raw, prefix)
+    left = [
+        k
+        async for k in raw.scan_iter(match=f"{prefix}:*", count=1000)
+        if k.split(":")[1] in ("sb", "sbq", "ho")
+    ]
+    assert left == []

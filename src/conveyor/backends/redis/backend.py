@@ -43,7 +43,9 @@ class RedisBackend(
 ):
     """All keys live under ``<prefix>:``; see docs/backends-redis.md for the layout."""
 
-    capabilities = frozenset({Capability.NOTIFY, Capability.MULTI_PROCESS, Capability.MULTI_HOST})
+    capabilities = frozenset(
+        {Capability.NOTIFY, Capability.MULTI_PROCESS, Capability.MULTI_HOST, Capability.HANDOFF}
+    )
 
     def __init__(
         self,

@@ -40,6 +40,7 @@ SCRIPTS = (
     "renew",
     "requeue",
     "rescue",
+    "standby_end",
     "stats",
 )
 _TRUE = ("1", "true", "yes", "on")

@@ -7,6 +7,8 @@ Used by ``RedisBackend`` (which mixes this in); the scripts are in ``lua/``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
@@ -88,6 +90,15 @@ def job_of(job_id: JSONValue, flat: JSONValue) -> Job:
     if not isinstance(job_id, str) or not isinstance(flat, list):
         raise BackendError(f"unexpected job in a script reply: {job_id!r}")
     return job_from_fields(job_id, pairs([str(x) for x in flat]))
+
+
+def claimed_of(item: JSONValue) -> ClaimedJob:
+    """One claimed job of a claim reply or a handoff: [id, token, fields]."""
+    if not isinstance(item, list) or len(item) != 3:
+        raise BackendError(f"unexpected claimed job from a Conveyor script: {item!r}")
+    job_id, token, flat = item
+    job = job_of(job_id, flat)
+    return ClaimedJob(job, lease_of(job, str(token)))
 
 
 def _payload(job: NewJob) -> bytes:
@@ -182,6 +193,8 @@ class RedisJobStore:
                 micros_of(request.lease_for),
                 request.limit,
                 PROMOTE_BOUND,
+                request.standby or "",
+                max(1, int(request.standby_for.total_seconds() * 1000)),
                 len(completions),
                 *completion_args(completions),
                 *queues,
@@ -190,14 +203,60 @@ class RedisJobStore:
         lost = reply[1]  # cjson writes an empty Lua table as {}
         if not isinstance(lost, list | dict):
             raise BackendError(f"unexpected claim reply: {lost!r}")
-        claimed: list[ClaimedJob] = []
-        for item in reply[2:]:
-            if not isinstance(item, list):
-                raise BackendError(f"unexpected claim reply: {item!r}")
-            job_id, token, flat = item
-            job = job_of(job_id, flat)
-            claimed.append(ClaimedJob(job, lease_of(job, str(token))))
+        claimed = [claimed_of(item) for item in reply[2:]]
         return [JobId(str(i)) for i in lost], claimed
+
+    async def wait_for_handoff(
+        self, standby: str, queues: Sequence[str], timeout: timedelta
+    ) -> list[ClaimedJob]:
+        # BLPOP is never cancelled: a reply the server has sent (the job popped) would be
+        # dropped with the connection. Cancellation withdraws the claim and pushes a 'wake'
+        # sentinel instead, so that the BLPOP returns; a job it got is released.
+        if timeout <= timedelta(0):  # withdraw, and end a wait on it that is under way
+            return await self._end_standby(standby, wake=True)
+        key = self._core.key("ho", standby)
+        pop = asyncio.ensure_future(self._blpop(key, timeout))
+        try:
+            item = await asyncio.shield(pop)
+        except asyncio.CancelledError:
+            await self._withdraw(standby, pop)
+            raise
+        except BackendError:
+            with contextlib.suppress(BackendError):
+                await self._end_standby(standby, wake=False)
+            raise
+        if item is None:  # timed out: a job may have been handed since
+            return await self._end_standby(standby, wake=False)
+        return [claimed_of(orjson.loads(item))] if item != b"wake" else []
+
+    async def _blpop(self, key: str, timeout: timedelta) -> bytes | None:
+        seconds = timeout.total_seconds()
+        # A URL's socket_timeout would cut a longer block short with a TimeoutError.
+        limit = self._core.client.connection_pool.connection_kwargs.get("socket_timeout")
+        if limit:
+            seconds = min(seconds, float(limit) / 2)
+        with translated():
+            reply = await self._core.client.blpop([key], max(seconds, 0.01))
+        return None if reply is None else cast("bytes", reply[1])
+
+    async def _end_standby(self, standby: str, *, wake: bool) -> list[ClaimedJob]:
+        items = as_list(await self._core.run("standby_end", standby, "1" if wake else "0"))
+        return [claimed_of(orjson.loads(as_bytes(i))) for i in items if i != b"wake"]
+
+    async def _withdraw(self, standby: str, pop: asyncio.Future[bytes | None]) -> None:
+        """The cancelled path of ``wait_for_handoff``: nothing handed to it is left behind."""
+        try:
+            handed = await self._end_standby(standby, wake=True)
+            item = await pop
+        except BackendError:
+            # Redis is unreachable: a job handed before then waits for its lease to expire.
+            pop.cancel()
+            return
+        if item is not None and item != b"wake":
+            handed.append(claimed_of(orjson.loads(item)))
+        if handed:
+            with contextlib.suppress(BackendError):
+                await self.release([c.lease for c in handed])
 
     async def renew(self, leases: Sequence[Lease], lease_for: timedelta) -> RenewOutcome:
         if not leases:

@@ -110,6 +110,14 @@ class SQLiteBackend:
     async def now(self) -> datetime:
         return self._clock.now()
 
+    async def wait_for_handoff(
+        self, standby: str, queues: Sequence[str], timeout: timedelta
+    ) -> list[ClaimedJob]:
+        """No standing claims on this engine (no ``Capability.HANDOFF``)."""
+        if timeout > timedelta(0):
+            await self.wait_for_work(queues, timeout)
+        return []
+
     async def wait_for_work(self, queues: Sequence[str], timeout: timedelta) -> bool:
         """Wakes on an in-process notify or a commit by any process (``wakeups.py``), then
         returns True only if one of ``queues`` has a job claimable now. ``close()`` wakes it

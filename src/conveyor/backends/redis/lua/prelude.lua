@@ -67,7 +67,85 @@ local function unwait(id, queue, run_at)
   redis.call('ZREM', P .. ':sched:' .. queue, id)
 end
 
-local function wake(queue) redis.call('PUBLISH', P .. ':notify', queue) end
+-- Due scheduled/retrying jobs of a queue join its ready set (at most ``bound``); their
+-- status changes when they are claimed.
+local function promote_due(queue, bound)
+  local sched = P .. ':sched:' .. queue
+  local due = redis.call('ZRANGEBYSCORE', sched, '-inf', NOW_S, 'LIMIT', 0, bound)
+  for _, id in ipairs(due) do
+    local f = redis.call('HMGET', jkey(id), 'pr', 'ra')
+    redis.call('ZREM', sched, id)
+    if f[1] then make_ready(id, queue, tonumber(f[1]), tonumber(f[2])) end
+  end
+end
+
+local function paused(queue) return redis.call('HGET', P .. ':qs:' .. queue, 'paused') == '1' end
+
+-- Claim one ready-set member for ``worker``: running, attempts + 1, a lease until
+-- ``expires``. Returns {id, token, fields}, as the claim reply and a handoff carry it.
+local function claim_member(member, queue, worker, token, expires)
+  local id = string.sub(member, 18)
+  local key = jkey(id)
+  redis.call('ZREM', P .. ':ready:' .. queue, member)
+  index_status(id, queue, redis.call('HGET', key, 's'), 'running')
+  redis.call('HINCRBY', key, 'a', 1)
+  redis.call('HSET', key, 's', 'running', 'sa', NOW_S, 'lo', worker, 'lt', token,
+    'le', expires, 'ua', NOW_S)
+  redis.call('ZADD', RUNNING, expires, id)
+  return {id, token, redis.call('HGETALL', key)}
+end
+
+-- Standing claims (handoff). A worker whose claim found fewer jobs than it has free slots
+-- registers a standing claim for one job under a fresh token: the hash sb:<token> (w worker,
+-- l lease micros, q its queues as JSON) with a short time to live, and the token in the list
+-- sbq:<queue> of each of its queues. It then blocks in BLPOP on ho:<token>. wake() claims the
+-- best ready job for the first live standing claim of the queue and pushes it there, so the
+-- job reaches an idle worker in the same server iteration as the write that made it ready,
+-- without a claim round trip. A standing claim takes one job and is gone; an expired one (a
+-- worker that died standing by) is skipped.
+local function unregister(token, queues_json, except)
+  redis.call('DEL', P .. ':sb:' .. token)
+  for _, q in ipairs(cjson.decode(queues_json)) do
+    if q ~= except then redis.call('LREM', P .. ':sbq:' .. q, 0, token) end
+  end
+end
+
+local function take_standby(queue)
+  local list = P .. ':sbq:' .. queue
+  while true do
+    local token = redis.call('LPOP', list)
+    if not token then return nil end
+    local reg = redis.call('HMGET', P .. ':sb:' .. token, 'w', 'l', 'q')
+    if reg[1] then
+      unregister(token, reg[3], queue)
+      return token, reg
+    end
+  end
+end
+
+local HANDOFF_PROMOTE = 1000
+local HANDOFF_KEEP_MS = 60000 -- a handed job nobody popped: its lease expires long before
+
+-- Jobs may have become ready in ``queue``: hand them to standing claims, best first, then
+-- PUBLISH the queue for pub/sub waiters (wait_for_work) and the workers claiming the rest.
+local function wake(queue)
+  local list = P .. ':sbq:' .. queue
+  if redis.call('EXISTS', list) == 1 and not paused(queue) then
+    promote_due(queue, HANDOFF_PROMOTE)
+    local ready = P .. ':ready:' .. queue
+    while true do
+      local top = redis.call('ZRANGE', ready, 0, 0)
+      if #top == 0 then break end
+      local token, reg = take_standby(queue)
+      if not token then break end
+      local item = claim_member(top[1], queue, reg[1], token .. '.h', fmt(NOW + tonumber(reg[2])))
+      local ho = P .. ':ho:' .. token
+      redis.call('RPUSH', ho, cjson.encode(item))
+      redis.call('PEXPIRE', ho, HANDOFF_KEEP_MS)
+    end
+  end
+  redis.call('PUBLISH', P .. ':notify', queue)
+end
 
 local function append_error(key, entry)
   local old = redis.call('HGET', key, 'e')
