@@ -487,6 +487,22 @@ class Backend(JobStore, QueueAdmin, JobLogs, WorkerRegistry, TokenStore, RecordS
         ...
 
 
+class _Waits(Protocol):
+    async def wait_for_work(self, queues: Sequence[str], timeout: timedelta) -> bool: ...
+
+
+class WithoutHandoff:
+    """``wait_for_handoff`` for engines without ``Capability.HANDOFF``: nothing is ever
+    registered, so it is ``wait_for_work`` and returns ``[]``."""
+
+    async def wait_for_handoff(
+        self: _Waits, standby: str, queues: Sequence[str], timeout: timedelta
+    ) -> list[ClaimedJob]:
+        if timeout > timedelta(0):
+            await self.wait_for_work(queues, timeout)
+        return []
+
+
 async def complete_one(backend: JobStore, lease: Lease, result: JSONValue = None) -> None:
     """Complete one job, raising ``LeaseLost`` when its lease is no longer current."""
     from conveyor.errors import LeaseLost

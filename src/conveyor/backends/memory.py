@@ -34,6 +34,7 @@ from conveyor.backend import (
     RenewOutcome,
     RequeueRequest,
     RescueOutcome,
+    WithoutHandoff,
 )
 from conveyor.backends.memory_index import (
     QUEUE_FULL_RETRY_AFTER,
@@ -62,7 +63,7 @@ LEASE_EXPIRED_TYPE = "conveyor.LeaseExpired"
 MIGRATION = MigrationStatus(current=1, latest=1)
 
 
-class MemoryBackend(MemoryRegistry, MemoryRecords):
+class MemoryBackend(WithoutHandoff, MemoryRegistry, MemoryRecords):
     """All state in dicts of immutable ``Job`` values; a transition replaces the value.
     Workers and API tokens live in ``MemoryRegistry``, shared records in ``MemoryRecords``."""
 
@@ -100,14 +101,6 @@ class MemoryBackend(MemoryRegistry, MemoryRecords):
 
     async def now(self) -> datetime:
         return self._clock.now()
-
-    async def wait_for_handoff(
-        self, standby: str, queues: Sequence[str], timeout: timedelta
-    ) -> list[ClaimedJob]:
-        """No standing claims on this engine (no ``Capability.HANDOFF``)."""
-        if timeout > timedelta(0):
-            await self.wait_for_work(queues, timeout)
-        return []
 
     async def wait_for_work(self, queues: Sequence[str], timeout: timedelta) -> bool:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

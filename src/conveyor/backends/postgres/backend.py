@@ -15,7 +15,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
-from conveyor.backend import Capability, ClaimedJob, Enqueued, MigrationStatus
+from conveyor.backend import Capability, Enqueued, MigrationStatus, WithoutHandoff
 from conveyor.backends.postgres import migrations
 from conveyor.backends.postgres.admin import PostgresAdmin
 from conveyor.backends.postgres.database import Database, conninfo_from_url, display_url
@@ -32,7 +32,7 @@ from conveyor.jobs import NewJob
 LISTENER_FIRST_CONNECT = timedelta(seconds=5)
 
 
-class PostgresBackend(PostgresJobStore, PostgresAdmin, PostgresRecords):
+class PostgresBackend(WithoutHandoff, PostgresJobStore, PostgresAdmin, PostgresRecords):
     """Jobs in PostgreSQL: ``FOR UPDATE SKIP LOCKED`` claims, LISTEN/NOTIFY wake-ups,
     transactional enqueue (``enqueue_in``), advisory-locked migrations, and versioned
     records (``RecordStore``) with single-statement compare-and-set."""
@@ -101,14 +101,6 @@ class PostgresBackend(PostgresJobStore, PostgresAdmin, PostgresRecords):
         if row is None:
             raise BackendError("PostgreSQL returned no time")
         return utc(row["now"])
-
-    async def wait_for_handoff(
-        self, standby: str, queues: Sequence[str], timeout: timedelta
-    ) -> list[ClaimedJob]:
-        """No standing claims on this engine (no ``Capability.HANDOFF``)."""
-        if timeout > timedelta(0):
-            await self.wait_for_work(queues, timeout)
-        return []
 
     async def wait_for_work(self, queues: Sequence[str], timeout: timedelta) -> bool:
         return await self._listener.wait(queues, timeout)

@@ -39,6 +39,7 @@ from conveyor.backend import (
     RequeueRequest,
     RescueOutcome,
     TokenRecord,
+    WithoutHandoff,
     WorkerInfo,
 )
 from conveyor.backends.sqlite import enqueue as enqueue_sql
@@ -59,7 +60,7 @@ from conveyor.jobs import Job, JobId, JSONObject, NewJob, WorkerId
 T = TypeVar("T")
 
 
-class SQLiteBackend:
+class SQLiteBackend(WithoutHandoff):
     """The SQLite engine. Declares MULTI_PROCESS (several processes may share the file) and
     NOTIFY (``wait_for_work`` wakes within a few ms of an enqueue in this or another process:
     see ``wakeups.py``), not MULTI_HOST: SQLite's locking needs one machine's file system."""
@@ -109,14 +110,6 @@ class SQLiteBackend:
 
     async def now(self) -> datetime:
         return self._clock.now()
-
-    async def wait_for_handoff(
-        self, standby: str, queues: Sequence[str], timeout: timedelta
-    ) -> list[ClaimedJob]:
-        """No standing claims on this engine (no ``Capability.HANDOFF``)."""
-        if timeout > timedelta(0):
-            await self.wait_for_work(queues, timeout)
-        return []
 
     async def wait_for_work(self, queues: Sequence[str], timeout: timedelta) -> bool:
         """Wakes on an in-process notify or a commit by any process (``wakeups.py``), then
