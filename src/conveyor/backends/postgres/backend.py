@@ -15,7 +15,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
-from conveyor.backend import Capability, Enqueued, MigrationStatus, WithoutHandoff
+from conveyor.backend import Capability, Enqueued, MigrationStatus
 from conveyor.backends.postgres import migrations
 from conveyor.backends.postgres.admin import PostgresAdmin
 from conveyor.backends.postgres.database import Database, conninfo_from_url, display_url
@@ -32,7 +32,12 @@ from conveyor.jobs import NewJob
 LISTENER_FIRST_CONNECT = timedelta(seconds=5)
 
 
-class PostgresBackend(WithoutHandoff, PostgresJobStore, PostgresAdmin, PostgresRecords):
+# No handoff inside a caller's transaction: a standing claim's row would stay locked until
+# the caller commits (migrations/0004_handoff.sql). Local to that transaction.
+_NO_HANDOFF = b"SELECT set_config('conveyor.handoff', 'off', true)"
+
+
+class PostgresBackend(PostgresJobStore, PostgresAdmin, PostgresRecords):
     """Jobs in PostgreSQL: ``FOR UPDATE SKIP LOCKED`` claims, LISTEN/NOTIFY wake-ups,
     transactional enqueue (``enqueue_in``), advisory-locked migrations, and versioned
     records (``RecordStore``) with single-statement compare-and-set."""
@@ -43,6 +48,7 @@ class PostgresBackend(WithoutHandoff, PostgresJobStore, PostgresAdmin, PostgresR
             Capability.TRANSACTIONAL_ENQUEUE,
             Capability.MULTI_PROCESS,
             Capability.MULTI_HOST,
+            Capability.HANDOFF,
         }
     )
 
@@ -120,8 +126,10 @@ class PostgresBackend(WithoutHandoff, PostgresJobStore, PostgresAdmin, PostgresR
                 # Our statement opens the caller's implicit transaction; conn.transaction()
                 # here would BEGIN and COMMIT one of its own instead.
                 async with conn.cursor(row_factory=dict_row) as cur:
+                    await cur.execute(_NO_HANDOFF)
                     return await enqueue_rows(cur, jobs, self._db)
             async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(_NO_HANDOFF)
                 return await enqueue_rows(cur, jobs, self._db)
         except ConveyorError:
             raise

@@ -9,6 +9,8 @@ leases as arrays and learn which ones were lost from what the statement returned
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from datetime import timedelta
@@ -34,6 +36,7 @@ from conveyor.backend import (
 )
 from conveyor.backends.postgres.database import Database
 from conveyor.backends.postgres.enqueue import enqueue_rows
+from conveyor.backends.postgres.listener import Listener
 from conveyor.backends.postgres.queries import QUERIES
 from conveyor.backends.postgres.rows import (
     dumps,
@@ -43,6 +46,7 @@ from conveyor.backends.postgres.rows import (
     parse_ids,
 )
 from conveyor.errors import (
+    BackendError,
     InvalidTransition,
     JobNotFound,
     LeaseLost,
@@ -97,6 +101,7 @@ def _lost(leases: Sequence[Lease], kept: AbstractSet[str]) -> list[JobId]:
 
 class PostgresJobStore:
     _db: Database
+    _listener: Listener
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
         if not jobs:
@@ -121,8 +126,17 @@ class PostgresJobStore:
             "lease_for": request.lease_for,
             "queues": queues,
         }
+        query = QUERIES.complete_claim
+        if request.standby and queues and self._listener.connected.is_set():
+            # Only with a listener to hear the handoff: else the wait just polls.
+            query = QUERIES.complete_claim_standby
+            params.update(
+                standby=request.standby,
+                channel=self._listener.channel,
+                standby_for=request.standby_for,
+            )
         async with self._db.cursor() as cur:
-            await cur.execute(QUERIES.complete_claim, params)
+            await cur.execute(query, params)
             rows = await cur.fetchall()
         refused = {str(row["id"]) for row in rows if row["status"] is None}
         leases = [c.lease for c in completions]
@@ -143,6 +157,37 @@ class PostgresJobStore:
             )
             for job, token in jobs
         ]
+
+    async def wait_for_handoff(
+        self, standby: str, queues: Sequence[str], timeout: timedelta
+    ) -> list[ClaimedJob]:
+        # Whoever deletes the standing claim's row gets the job handed to it (job_id): the
+        # NOTIFY on this process's channel only wakes the wait.
+        if timeout <= timedelta(0):
+            handed = await self._end_standby(standby)
+            self._listener.end_standing(standby)  # a wait on it under way returns now
+            return handed
+        try:
+            await self._listener.wait_handoff(standby, queues, timeout)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BackendError):
+                left = await asyncio.shield(self._end_standby(standby))
+                if left:
+                    await asyncio.shield(self.release([c.lease for c in left]))
+            raise
+        return await self._end_standby(standby)
+
+    async def _end_standby(self, token: str) -> list[ClaimedJob]:
+        lease = f"{token}h"
+        async with self._db.cursor() as cur:
+            await cur.execute(QUERIES.standby_end, {"token": token, "lease": lease})
+            rows = await cur.fetchall()
+        out = []
+        for row in rows:
+            job = job_from_row(row)
+            owner = job.lease_owner or WorkerId("")
+            out.append(ClaimedJob(job, Lease(job.id, owner, lease, job.attempts)))
+        return out
 
     async def renew(self, leases: Sequence[Lease], lease_for: timedelta) -> RenewOutcome:
         if not leases:

@@ -3,7 +3,9 @@
 One dedicated connection per backend (never from the pool: a pooled connection would be
 reset or handed to someone else) runs ``LISTEN conveyor_jobs``; every enqueue, release,
 rescue and requeue that makes jobs claimable sends ``NOTIFY conveyor_jobs, '<queue>'``.
-Waiters whose queues match are woken.
+Waiters whose queues match are woken. The connection also LISTENs on a channel of its own
+(``channel``): standing claims registered by this process (handoff, D21) are told there which
+job was handed to them, ``NOTIFY <channel>, '<token> <job id>'``.
 
 A notification is only a hint (RELIABILITY.md, promise 6): it is lost across reconnects,
 so when the connection breaks the listener reconnects with capped, jittered backoff and,
@@ -22,6 +24,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import psycopg
+from psycopg import sql
+
+from conveyor.ids import new_token
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,8 @@ class Listener:
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
         self._waiters: set[_Waiter] = set()
+        self._standing: dict[str, _Waiter] = {}
+        self.channel = f"conveyor_ho_{new_token(8)}"
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self.connections = 0  # successful LISTENs so far (tests watch reconnects)
@@ -81,6 +88,33 @@ class Listener:
             self._waiters.discard(waiter)
         return True
 
+    async def wait_handoff(self, token: str, queues: Sequence[str], timeout: timedelta) -> None:
+        """Wait like ``wait``, also woken by the handoff to standing claim ``token`` (a
+        NOTIFY on ``channel``) and by ``end_standing(token)``."""
+        seconds = max(0.0, timeout.total_seconds())
+        if not self.connected.is_set():
+            await asyncio.sleep(seconds)
+            return
+        waiter = _Waiter(frozenset(queues))
+        self._waiters.add(waiter)
+        self._standing[token] = waiter
+        try:
+            await asyncio.wait_for(waiter.event.wait(), seconds)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(waiter)
+            if self._standing.get(token) is waiter:
+                del self._standing[token]
+
+    def end_standing(self, token: str) -> None:
+        waiter = self._standing.get(token)
+        if waiter is not None:
+            waiter.event.set()
+
+    def _handed(self, payload: str) -> None:
+        self.end_standing(payload.partition(" ")[0])
+
     def _dispatch(self, queue: str | None) -> None:
         for waiter in self._waiters:
             if queue is None or queue == WILDCARD or queue in waiter.queues:
@@ -106,12 +140,16 @@ class Listener:
         )
         try:
             await conn.execute(_LISTEN)
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
             self.connections += 1
             self.connected.set()
             if self.connections > 1:
                 self._dispatch(None)  # notifications during the gap were lost
             async for notify in conn.notifies():
-                self._dispatch(notify.payload)
+                if notify.channel == self.channel:
+                    self._handed(notify.payload)
+                else:
+                    self._dispatch(notify.payload)
         finally:
             self.connected.clear()
             with contextlib.suppress(Exception):

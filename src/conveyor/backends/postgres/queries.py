@@ -23,6 +23,8 @@ class Queries:
     enqueue_plain: bytes
     enqueue_one: bytes
     complete_claim: bytes
+    complete_claim_standby: bytes
+    standby_end: bytes
     renew: bytes
     fail: bytes
     release: bytes

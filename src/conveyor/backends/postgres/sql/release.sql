@@ -18,5 +18,5 @@ WITH t AS MATERIALIZED (
      WHERE jobs.id = l.id AND jobs.status = 'running' AND jobs.lease_token = l.token
     RETURNING jobs.id, jobs.queue, jobs.status
 )
-SELECT id, CASE WHEN status = 'queued' THEN conveyor_notify(queue) END AS notified
-  FROM released
+SELECT id, CASE WHEN status = 'queued' THEN conveyor_wake(queue, t.now) END AS notified
+  FROM released, t

@@ -26,4 +26,4 @@ WITH t AS MATERIALIZED (
      WHERE jobs.id = picked.id AND jobs.status IN ('failed', 'cancelled')
     RETURNING jobs.id, jobs.queue
 )
-SELECT id, conveyor_notify(queue) AS notified FROM requeued ORDER BY id
+SELECT id, conveyor_wake(queue, t.now) AS notified FROM requeued, t ORDER BY id

@@ -37,6 +37,6 @@ WITH t AS MATERIALIZED (
      WHERE jobs.id = expired.id AND jobs.status = 'running'
     RETURNING jobs.id, jobs.queue, jobs.status
 )
-SELECT id, status, CASE WHEN status = 'queued' THEN conveyor_notify(queue) END AS notified
-  FROM rescued
+SELECT id, status, CASE WHEN status = 'queued' THEN conveyor_wake(queue, t.now) END AS notified
+  FROM rescued, t
  ORDER BY id
