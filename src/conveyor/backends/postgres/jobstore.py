@@ -167,15 +167,18 @@ class PostgresJobStore:
             handed = await self._end_standby(standby)
             self._listener.end_standing(standby)  # a wait on it under way returns now
             return handed
+        collect: asyncio.Future[list[ClaimedJob]] | None = None
         try:
             await self._listener.wait_handoff(standby, queues, timeout)
+            collect = asyncio.ensure_future(self._end_standby(standby))
+            return await asyncio.shield(collect)
         except asyncio.CancelledError:
+            # Cancelled: withdraw (or finish collecting), and give back what was handed.
             with contextlib.suppress(BackendError):
-                left = await asyncio.shield(self._end_standby(standby))
+                left = await asyncio.shield(collect or self._end_standby(standby))
                 if left:
                     await asyncio.shield(self.release([c.lease for c in left]))
             raise
-        return await self._end_standby(standby)
 
     async def _end_standby(self, token: str) -> list[ClaimedJob]:
         lease = f"{token}h"
