@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 from tests.backends.conftest import BackendFactory, claim_one, enqueue_one, new_job
 
 from conveyor.backend import Backend, Capability, ClaimRequest, Completion, QueueSettings
@@ -250,3 +251,31 @@ async def test_withdrawing_ends_a_wait_under_way(backend: Backend) -> None:
         await asyncio.gather(waiting, return_exceptions=True)
     job = await enqueue_one(backend)
     assert await status_of(backend, job.id) is JobStatus.QUEUED
+
+
+@pytest.mark.parametrize("size", [10, 20_000], ids=["small", "bigger-than-a-notification"])
+async def test_a_handed_job_is_the_stored_job_field_for_field(
+    backend: Backend, clock: FrozenClock, size: int
+) -> None:
+    await stand_by(backend, standing("sb-1", worker="w-9"))
+    waiting = asyncio.ensure_future(backend.wait_for_handoff("sb-1", ("default",), LONG))
+    await asyncio.sleep(0.05)
+    job = await enqueue_one(
+        backend,
+        payload={"text": "x" * size, "nested": {"n": [1, 2.5, None, True]}, "é": "ü"},
+        priority=7,
+        max_attempts=4,
+        timeout=timedelta(seconds=90, microseconds=5),
+        idempotency_key="key-é",
+        trace="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    )
+    got = await asyncio.wait_for(waiting, 5)
+    stored = await backend.get(job.id)
+    if not handoff(backend):
+        assert got == [] and stored is not None and stored.status is JobStatus.QUEUED
+        return
+    [handed] = got
+    assert handed.job == stored
+    assert handed.job.timeout == timedelta(seconds=90, microseconds=5)
+    assert handed.job.started_at == clock.now() and handed.lease.owner == "w-9"
+    assert await backend.complete([Completion(handed.lease, {"ok": 1})]) == []

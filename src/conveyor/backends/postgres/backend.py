@@ -8,6 +8,7 @@ engine-specific ``enqueue_in`` (transactional enqueue); the verbs live in ``jobs
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -68,6 +69,7 @@ class PostgresBackend(PostgresJobStore, PostgresAdmin, PostgresRecords):
         self._db = Database(conninfo, clock=clock, pool_min=pool_min, pool_max=pool_max)
         self._migrate_on_open = migrate
         self._listener = Listener(conninfo)
+        self._forgetting: set[asyncio.Future[None]] = set()
         self.clock = clock
 
     @property
@@ -88,6 +90,7 @@ class PostgresBackend(PostgresJobStore, PostgresAdmin, PostgresRecords):
 
     async def close(self) -> None:
         await self._listener.stop()
+        await asyncio.gather(*self._forgetting, return_exceptions=True)
         await self._db.close()
 
     async def migrate(self) -> MigrationStatus:

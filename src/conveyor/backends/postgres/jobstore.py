@@ -41,6 +41,7 @@ from conveyor.backends.postgres.queries import QUERIES
 from conveyor.backends.postgres.rows import (
     dumps,
     error_json,
+    job_from_handoff,
     job_from_row,
     parse_id,
     parse_ids,
@@ -99,9 +100,13 @@ def _lost(leases: Sequence[Lease], kept: AbstractSet[str]) -> list[JobId]:
     return list(dict.fromkeys(lease.job_id for lease in leases if lease.job_id not in kept))
 
 
+_FORGET_STANDBY = b"DELETE FROM conveyor_standby WHERE token = %(token)s::text"
+
+
 class PostgresJobStore:
     _db: Database
     _listener: Listener
+    _forgetting: set[asyncio.Future[None]]
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
         if not jobs:
@@ -161,15 +166,24 @@ class PostgresJobStore:
     async def wait_for_handoff(
         self, standby: str, queues: Sequence[str], timeout: timedelta
     ) -> list[ClaimedJob]:
-        # Whoever deletes the standing claim's row gets the job handed to it (job_id): the
-        # NOTIFY on this process's channel only wakes the wait.
+        # The NOTIFY on this process's channel carries the job while the wait is on; after
+        # it, whoever deletes the standing claim's row gets the job named there (job_id).
         if timeout <= timedelta(0):
             handed = await self._end_standby(standby)
             self._listener.end_standing(standby)  # a wait on it under way returns now
             return handed
         collect: asyncio.Future[list[ClaimedJob]] | None = None
         try:
-            await self._listener.wait_handoff(standby, queues, timeout)
+            carried = await self._listener.wait_handoff(standby, queues, timeout)
+            if carried:
+                job = job_from_handoff(carried)
+                self._forget_standby(standby)
+                return [
+                    ClaimedJob(
+                        job,
+                        Lease(job.id, job.lease_owner or WorkerId(""), f"{standby}h", job.attempts),
+                    )
+                ]
             collect = asyncio.ensure_future(self._end_standby(standby))
             return await asyncio.shield(collect)
         except asyncio.CancelledError:
@@ -179,6 +193,18 @@ class PostgresJobStore:
                 if left:
                     await asyncio.shield(self.release([c.lease for c in left]))
             raise
+
+    def _forget_standby(self, token: str) -> None:
+        """Delete a used standing claim's row in the background (its job is started)."""
+
+        async def forget() -> None:
+            with contextlib.suppress(BackendError):
+                async with self._db.cursor() as cur:
+                    await cur.execute(_FORGET_STANDBY, {"token": token})
+
+        task = asyncio.ensure_future(forget())
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
 
     async def _end_standby(self, token: str) -> list[ClaimedJob]:
         lease = f"{token}h"

@@ -42,6 +42,7 @@ CONNECT_TIMEOUT_SECONDS = 5
 class _Waiter:
     queues: frozenset[str]
     event: asyncio.Event = field(default_factory=asyncio.Event)
+    handed: str | None = None  # a standing claim's: what its handoff carried
 
 
 class Listener:
@@ -88,13 +89,17 @@ class Listener:
             self._waiters.discard(waiter)
         return True
 
-    async def wait_handoff(self, token: str, queues: Sequence[str], timeout: timedelta) -> None:
-        """Wait like ``wait``, also woken by the handoff to standing claim ``token`` (a
-        NOTIFY on ``channel``) and by ``end_standing(token)``."""
+    async def wait_handoff(
+        self, token: str, queues: Sequence[str], timeout: timedelta
+    ) -> str | None:
+        """Wait like ``wait``, also woken by ``end_standing(token)`` and by the handoff to
+        standing claim ``token`` (a NOTIFY on ``channel``): then returns what it carried
+        (the job as JSON, or "" when the job was too big for a notification). A handoff
+        that arrives after this returned is ignored: the caller collects the job instead."""
         seconds = max(0.0, timeout.total_seconds())
         if not self.connected.is_set():
             await asyncio.sleep(seconds)
-            return
+            return None
         waiter = _Waiter(frozenset(queues))
         self._waiters.add(waiter)
         self._standing[token] = waiter
@@ -106,6 +111,7 @@ class Listener:
             self._waiters.discard(waiter)
             if self._standing.get(token) is waiter:
                 del self._standing[token]
+        return waiter.handed
 
     def end_standing(self, token: str) -> None:
         waiter = self._standing.get(token)
@@ -113,7 +119,11 @@ class Listener:
             waiter.event.set()
 
     def _handed(self, payload: str) -> None:
-        self.end_standing(payload.partition(" ")[0])
+        token, _, job = payload.partition(" ")
+        waiter = self._standing.get(token)
+        if waiter is not None:
+            waiter.handed = job
+            waiter.event.set()
 
     def _dispatch(self, queue: str | None) -> None:
         for waiter in self._waiters:

@@ -4,11 +4,13 @@
 -- job: a row of conveyor_standby, alive for its wait plus a margin (real time, whatever the
 -- caller's clock). The insert trigger of jobs, in the enqueue's own transaction, claims the
 -- best claimable job of the queue for it, exactly as conveyor_complete_claim claims, marks the
--- row as used (job_id) and sends ``NOTIFY <its channel>, '<token> <job id>'``; the channel is
--- the worker process's own, which its listener connection LISTENs on. Woken, the worker
--- deletes its row (sql/standby_end.sql) and gets the job named there: whoever deletes the row
--- gets the job, so it is delivered once, and a notification lost in a reconnect loses
--- nothing. No claim follows. The table is UNLOGGED: a
+-- row as used (job_id) and sends ``NOTIFY <its channel>, '<token> <job>'``; the channel is
+-- the worker process's own, which its listener connection LISTENs on. The notification
+-- carries the job (conveyor_job_json), so the worker starts it at once and deletes the used
+-- row afterwards. A wait that ends otherwise (timeout, a queue's notification, a stop)
+-- deletes its row (sql/standby_end.sql) and gets the job named there, if any: a job reaches
+-- its worker once, by the notification while the wait is on or by the row after it, and a
+-- notification lost in a reconnect loses nothing. The table is UNLOGGED: a
 -- standing claim is a hint that lives for a second, and a crash ends every wait anyway.
 
 CREATE UNLOGGED TABLE conveyor_standby (
@@ -49,6 +51,22 @@ BEGIN
 END
 $$;
 
+-- A job as the NOTIFY of a handoff carries it: a JSON array in column order (rows.py,
+-- job_from_handoff), times and the timeout in integer microseconds since the epoch.
+CREATE FUNCTION conveyor_job_json(j jobs) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT json_build_array(
+        j.id, j.queue, j.kind, j.payload, j.status, j.priority,
+        (extract(epoch FROM j.run_at) * 1000000)::bigint, j.attempts, j.max_attempts,
+        (extract(epoch FROM j.timeout) * 1000000)::bigint, j.idempotency_key, j.lease_owner,
+        (extract(epoch FROM j.lease_expires_at) * 1000000)::bigint,
+        (extract(epoch FROM j.started_at) * 1000000)::bigint,
+        (extract(epoch FROM j.finished_at) * 1000000)::bigint,
+        j.result, j.errors, j.progress, j.trace, j.rescues, j.cancel_requested,
+        (extract(epoch FROM j.created_at) * 1000000)::bigint,
+        (extract(epoch FROM j.updated_at) * 1000000)::bigint)::text
+$$;
+
 -- Hand the best claimable jobs of p_queue to live standing claims, one job each. Returns
 -- true when claimable jobs may remain (the caller then notifies the other listeners).
 CREATE FUNCTION conveyor_handoff(p_queue text, p_now timestamptz) RETURNS boolean
@@ -56,6 +74,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_sb     conveyor_standby;
     v_id     uuid;
+    v_job    jobs;
+    v_msg    text;
     v_handed boolean := false;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM conveyor_standby WHERE job_id IS NULL)
@@ -93,9 +113,14 @@ BEGIN
                lease_owner = v_sb.worker,
                lease_token = v_sb.token || 'h',
                lease_expires_at = p_now + v_sb.lease_for
-         WHERE jobs.id = v_id;
+         WHERE jobs.id = v_id
+        RETURNING * INTO v_job;
         UPDATE conveyor_standby SET job_id = v_id WHERE token = v_sb.token;
-        PERFORM pg_notify(v_sb.channel, v_sb.token || ' ' || v_id::text);
+        v_msg := v_sb.token || ' ' || conveyor_job_json(v_job);
+        IF octet_length(v_msg) > 7999 THEN  -- NOTIFY's limit: the worker collects it instead
+            v_msg := v_sb.token;
+        END IF;
+        PERFORM pg_notify(v_sb.channel, v_msg);
         v_handed := true;
     END LOOP;
 END
