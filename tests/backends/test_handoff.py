@@ -279,3 +279,25 @@ async def test_a_handed_job_is_the_stored_job_field_for_field(
     assert handed.job.timeout == timedelta(seconds=90, microseconds=5)
     assert handed.job.started_at == clock.now() and handed.lease.owner == "w-9"
     assert await backend.complete([Completion(handed.lease, {"ok": 1})]) == []
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.001, 0.003, 0.01])
+async def test_a_job_handed_around_a_withdrawal_is_delivered_once(
+    backend: Backend, pause: float
+) -> None:
+    # A stop withdraws the claim while the handoff may be on its way to the wait: the job
+    # must come back from exactly one of the two calls (or stay queued on other engines).
+    await stand_by(backend, standing("sb-1"))
+    waiting = asyncio.ensure_future(backend.wait_for_handoff("sb-1", ("default",), LONG))
+    await asyncio.sleep(0.02)
+    job = await enqueue_one(backend)
+    await asyncio.sleep(pause)
+    withdrawn = await backend.wait_for_handoff("sb-1", ("default",), timedelta(0))
+    if not handoff(backend):
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        assert withdrawn == [] and await status_of(backend, job.id) is JobStatus.QUEUED
+        return
+    delivered = withdrawn + await asyncio.wait_for(waiting, 2)
+    assert [c.job.id for c in delivered] == [job.id]
+    assert await backend.complete([Completion(delivered[0].lease)]) == []

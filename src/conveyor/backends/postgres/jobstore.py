@@ -169,9 +169,11 @@ class PostgresJobStore:
         # The NOTIFY on this process's channel carries the job while the wait is on; after
         # it, whoever deletes the standing claim's row gets the job named there (job_id).
         if timeout <= timedelta(0):
-            handed = await self._end_standby(standby)
-            self._listener.end_standing(standby)  # a wait on it under way returns now
-            return handed
+            # End a wait on it under way first, so that a handoff arriving from now on is
+            # collected here and not also delivered to that wait.
+            if self._listener.end_standing(standby):
+                return []  # already delivered to that wait, which returns it
+            return await self._end_standby(standby)
         collect: asyncio.Future[list[ClaimedJob]] | None = None
         try:
             carried = await self._listener.wait_handoff(standby, queues, timeout)

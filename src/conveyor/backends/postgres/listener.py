@@ -75,19 +75,8 @@ class Listener:
             waiter.event.set()
 
     async def wait(self, queues: Sequence[str], timeout: timedelta) -> bool:
-        seconds = max(0.0, timeout.total_seconds())
-        if not self.connected.is_set():
-            await asyncio.sleep(seconds)
-            return False
-        waiter = _Waiter(frozenset(queues))
-        self._waiters.add(waiter)
-        try:
-            await asyncio.wait_for(waiter.event.wait(), seconds)
-        except TimeoutError:
-            return False
-        finally:
-            self._waiters.discard(waiter)
-        return True
+        waiter = await self._wait(queues, timeout, None)
+        return waiter is not None and waiter.event.is_set()
 
     async def wait_handoff(
         self, token: str, queues: Sequence[str], timeout: timedelta
@@ -96,27 +85,40 @@ class Listener:
         standing claim ``token`` (a NOTIFY on ``channel``): then returns what it carried
         (the job as JSON, or "" when the job was too big for a notification). A handoff
         that arrives after this returned is ignored: the caller collects the job instead."""
+        waiter = await self._wait(queues, timeout, token)
+        return None if waiter is None else waiter.handed
+
+    async def _wait(
+        self, queues: Sequence[str], timeout: timedelta, token: str | None
+    ) -> _Waiter | None:
+        """The waiter once woken or timed out; None when there is no connection to listen
+        on (it slept the timeout)."""
         seconds = max(0.0, timeout.total_seconds())
         if not self.connected.is_set():
             await asyncio.sleep(seconds)
             return None
         waiter = _Waiter(frozenset(queues))
         self._waiters.add(waiter)
-        self._standing[token] = waiter
+        if token is not None:
+            self._standing[token] = waiter
         try:
-            await asyncio.wait_for(waiter.event.wait(), seconds)
-        except TimeoutError:
-            pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.event.wait(), seconds)
         finally:
             self._waiters.discard(waiter)
-            if self._standing.get(token) is waiter:
+            if token is not None and self._standing.get(token) is waiter:
                 del self._standing[token]
-        return waiter.handed
+        return waiter
 
-    def end_standing(self, token: str) -> None:
-        waiter = self._standing.get(token)
-        if waiter is not None:
-            waiter.event.set()
+    def end_standing(self, token: str) -> bool:
+        """Stop routing ``token``'s handoff to its wait, and end that wait. True when the
+        handoff had already arrived: that wait returns the job, so the caller must not
+        collect it too; False when the caller collects whatever was handed."""
+        waiter = self._standing.pop(token, None)
+        if waiter is None:
+            return False
+        waiter.event.set()
+        return waiter.handed is not None
 
     def _handed(self, payload: str) -> None:
         token, _, job = payload.partition(" ")

@@ -150,3 +150,20 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+
+-- Withdraw standing claim p_token, returning the job handed to it (if any, and still running
+-- under the handed lease p_lease). A function, not one statement: the DELETE may wait for an
+-- enqueue that holds the claim's row and hands it a job; only a query started after that
+-- wait (a new snapshot) sees the job the enqueue just committed.
+CREATE FUNCTION conveyor_standby_end(p_token text, p_lease text) RETURNS SETOF jobs
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id uuid;
+BEGIN
+    DELETE FROM conveyor_standby WHERE token = p_token RETURNING job_id INTO v_id;
+    IF v_id IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM jobs j
+                      WHERE j.id = v_id AND j.lease_token = p_lease AND j.status = 'running';
+    END IF;
+END
+$$;
