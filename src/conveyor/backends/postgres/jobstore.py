@@ -103,6 +103,13 @@ def _lost(leases: Sequence[Lease], kept: AbstractSet[str]) -> list[JobId]:
 _FORGET_STANDBY = b"DELETE FROM conveyor_standby WHERE token = %(token)s::text"
 
 
+def _handed(job: Job, standby: str) -> ClaimedJob:
+    """A job handed to standing claim ``standby``: its lease token is the claim's + "h"."""
+    return ClaimedJob(
+        job, Lease(job.id, job.lease_owner or WorkerId(""), f"{standby}h", job.attempts)
+    )
+
+
 class PostgresJobStore:
     _db: Database
     _listener: Listener
@@ -178,14 +185,8 @@ class PostgresJobStore:
         try:
             carried = await self._listener.wait_handoff(standby, queues, timeout)
             if carried:
-                job = job_from_handoff(carried)
                 self._forget_standby(standby)
-                return [
-                    ClaimedJob(
-                        job,
-                        Lease(job.id, job.lease_owner or WorkerId(""), f"{standby}h", job.attempts),
-                    )
-                ]
+                return [_handed(job_from_handoff(carried), standby)]
             collect = asyncio.ensure_future(self._end_standby(standby))
             return await asyncio.shield(collect)
         except asyncio.CancelledError:
@@ -209,16 +210,10 @@ class PostgresJobStore:
         task.add_done_callback(self._forgetting.discard)
 
     async def _end_standby(self, token: str) -> list[ClaimedJob]:
-        lease = f"{token}h"
         async with self._db.cursor() as cur:
-            await cur.execute(QUERIES.standby_end, {"token": token, "lease": lease})
+            await cur.execute(QUERIES.standby_end, {"token": token, "lease": f"{token}h"})
             rows = await cur.fetchall()
-        out = []
-        for row in rows:
-            job = job_from_row(row)
-            owner = job.lease_owner or WorkerId("")
-            out.append(ClaimedJob(job, Lease(job.id, owner, lease, job.attempts)))
-        return out
+        return [_handed(job_from_row(row), token) for row in rows]
 
     async def renew(self, leases: Sequence[Lease], lease_for: timedelta) -> RenewOutcome:
         if not leases:

@@ -4,8 +4,9 @@ One dedicated connection per backend (never from the pool: a pooled connection w
 reset or handed to someone else) runs ``LISTEN conveyor_jobs``; every enqueue, release,
 rescue and requeue that makes jobs claimable sends ``NOTIFY conveyor_jobs, '<queue>'``.
 Waiters whose queues match are woken. The connection also LISTENs on a channel of its own
-(``channel``): standing claims registered by this process (handoff, D21) are told there which
-job was handed to them, ``NOTIFY <channel>, '<token> <job id>'``.
+(``channel``): a job handed to a standing claim registered by this process (handoff, D21)
+comes there, ``NOTIFY <channel>, '<token> <job as JSON>'`` (the bare token for a job too big
+for a notification).
 
 A notification is only a hint (RELIABILITY.md, promise 6): it is lost across reconnects,
 so when the connection breaks the listener reconnects with capped, jittered backoff and,

@@ -95,43 +95,30 @@ def job_from_row(row: Row) -> Job:
     )
 
 
-def _at(micros: object) -> datetime | None:
-    return None if micros is None else EPOCH + timedelta(microseconds=cast(int, micros))
+# conveyor_job_json's order (migration 4); the times and the timeout in microseconds.
+_HANDOFF_COLUMNS = (
+    "id", "queue", "kind", "payload", "status", "priority", "run_at", "attempts",
+    "max_attempts", "timeout", "idempotency_key", "lease_owner", "lease_expires_at",
+    "started_at", "finished_at", "result", "errors", "progress", "trace", "rescues",
+    "cancel_requested", "created_at", "updated_at",
+)  # fmt: skip
+_HANDOFF_TIMES = (
+    "run_at", "lease_expires_at", "started_at", "finished_at", "created_at", "updated_at",
+)  # fmt: skip
 
 
 def job_from_handoff(text: str) -> Job:
     """A job as a handoff's NOTIFY carries it (``conveyor_job_json`` in migration 4)."""
     try:
-        (job_id, queue, kind, payload, status, priority, run_at, attempts, max_attempts,
-         timeout, ikey, owner, expires, started, finished, result, errors, progress, trace,
-         rescues, cancel, created, updated) = orjson.loads(text)  # fmt: skip
+        row = dict(zip(_HANDOFF_COLUMNS, orjson.loads(text), strict=True))
     except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
         raise BackendError(f"unexpected handoff notification: {text[:200]!r}") from exc
-    return Job(
-        id=JobId(str(job_id)),
-        queue=cast(str, queue),
-        kind=cast(str, kind),
-        payload=payload if isinstance(payload, dict) else {},
-        status=JobStatus(cast(str, status)),
-        priority=cast(int, priority),
-        run_at=cast(datetime, _at(run_at)),
-        attempts=cast(int, attempts),
-        max_attempts=cast(int, max_attempts),
-        created_at=cast(datetime, _at(created)),
-        updated_at=cast(datetime, _at(updated)),
-        timeout=None if timeout is None else timedelta(microseconds=cast(int, timeout)),
-        idempotency_key=cast(str | None, ikey),
-        lease_owner=None if owner is None else WorkerId(cast(str, owner)),
-        lease_expires_at=_at(expires),
-        started_at=_at(started),
-        finished_at=_at(finished),
-        result=_json(result),
-        errors=_errors(errors),
-        progress=progress if isinstance(progress, dict) else None,
-        trace=cast(str | None, trace),
-        rescues=cast(int, rescues),
-        cancel_requested=cast(bool, cancel),
-    )
+    for name in _HANDOFF_TIMES:
+        if row[name] is not None:
+            row[name] = EPOCH + timedelta(microseconds=cast(int, row[name]))
+    if row["timeout"] is not None:
+        row["timeout"] = timedelta(microseconds=cast(int, row["timeout"]))
+    return job_from_row(row)
 
 
 def error_json(error: AttemptError | None) -> str | None:

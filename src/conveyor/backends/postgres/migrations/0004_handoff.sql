@@ -51,8 +51,8 @@ BEGIN
 END
 $$;
 
--- A job as the NOTIFY of a handoff carries it: a JSON array in column order (rows.py,
--- job_from_handoff), times and the timeout in integer microseconds since the epoch.
+-- A job as the NOTIFY of a handoff carries it: a JSON array in the order rows.py's
+-- job_from_handoff reads, times and the timeout in integer microseconds (since the epoch).
 CREATE FUNCTION conveyor_job_json(j jobs) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT json_build_array(
