@@ -37,7 +37,7 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [str(HERE), str(ROOT)]
+sys.path[:0] = [str(HERE), str(ROOT / "src"), str(ROOT)]
 
 from peers.report import render  # noqa: E402
 from peers.workload import Spec  # noqa: E402
@@ -161,7 +161,9 @@ def run_one(system: str, backend: str, url: str, spec: Spec, timeout: float, wor
     cmd = [sys.executable, "-m", "peers.run_one", "--system", system, "--backend", backend,
            "--url", url, "--spec", json.dumps(asdict(spec)), "--workdir", str(work),
            "--out", str(out)]  # fmt: skip
-    env = {**os.environ, "BENCH_PIDFILE": str(pidfile), "PYTHONPATH": str(HERE)}
+    # This tree's src first: a git worktree benchmarks its own code, not the editable install's.
+    path = os.pathsep.join([str(HERE), str(ROOT / "src")])
+    env = {**os.environ, "BENCH_PIDFILE": str(pidfile), "PYTHONPATH": path}
     with (work / "run.log").open("wb") as log:
         child = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=HERE)
         try:
