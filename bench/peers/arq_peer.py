@@ -55,7 +55,10 @@ class Adapter:
         self.runner.run(self.pool.ping())
 
     def enqueue_one(self, job_id: int, sleep: bool) -> None:
-        self.runner.run(self.pool.enqueue_job("sleepy" if sleep else "noop", job_id))
+        self.runner.run(self.enqueue_one_async(job_id, sleep))
+
+    async def enqueue_one_async(self, job_id: int, sleep: bool) -> None:
+        await self.pool.enqueue_job("sleepy" if sleep else "noop", job_id)
 
     def enqueue_bulk(self, ids: Sequence[int], sleep: bool) -> None:
         name = "sleepy" if sleep else "noop"

@@ -47,8 +47,10 @@ class Adapter:
         self.runner.run(app.backend())
 
     def enqueue_one(self, job_id: int, sleep: bool) -> None:
-        task = sleepy if sleep else noop
-        self.runner.run(task.enqueue_async(i=job_id))
+        self.runner.run(self.enqueue_one_async(job_id, sleep))
+
+    async def enqueue_one_async(self, job_id: int, sleep: bool) -> None:
+        await (sleepy if sleep else noop).enqueue_async(i=job_id)
 
     def enqueue_bulk(self, ids: Sequence[int], sleep: bool) -> None:
         task = sleepy if sleep else noop

@@ -66,8 +66,10 @@ class Adapter:
         self.runner.run(self.queries.install())
 
     def enqueue_one(self, job_id: int, sleep: bool) -> None:
-        name = "sleepy" if sleep else "noop"
-        self.runner.run(self.queries.enqueue(name, str(job_id).encode()))
+        self.runner.run(self.enqueue_one_async(job_id, sleep))
+
+    async def enqueue_one_async(self, job_id: int, sleep: bool) -> None:
+        await self.queries.enqueue("sleepy" if sleep else "noop", str(job_id).encode())
 
     def enqueue_bulk(self, ids: Sequence[int], sleep: bool) -> None:
         name = "sleepy" if sleep else "noop"

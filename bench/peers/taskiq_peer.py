@@ -47,7 +47,10 @@ class Adapter:
         self.runner.run(broker.startup())
 
     def enqueue_one(self, job_id: int, sleep: bool) -> None:
-        self.runner.run((sleepy if sleep else noop).kiq(job_id))
+        self.runner.run(self.enqueue_one_async(job_id, sleep))
+
+    async def enqueue_one_async(self, job_id: int, sleep: bool) -> None:
+        await (sleepy if sleep else noop).kiq(job_id)
 
     def enqueue_bulk(self, ids: Sequence[int], sleep: bool) -> None:
         task = sleepy if sleep else noop
