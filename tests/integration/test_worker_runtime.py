@@ -144,6 +144,22 @@ async def test_graceful_shutdown_releases_without_charging(
     assert released.attempt == 1 and t.SEEN[key] == "cancelled"
 
 
+async def test_an_idle_worker_stops_at_once(app: Conveyor, config: WorkerConfig, key: str) -> None:
+    # Idle, the claimer waits for work (or, where the engine hands jobs over, stands by for
+    # one). A stop must end that wait at once, not at the end of a 30 s poll interval; a job
+    # enqueued after the stop stays queued for the next worker.
+    slow_poll = replace(config, poll_interval=timedelta(seconds=30))
+    async with run_worker(app, config=slow_poll) as w:
+        await asyncio.sleep(0.2)  # the claim came back empty: the claimer is waiting
+        started = time.monotonic()
+        await w.worker.stop()
+        stopped_in = time.monotonic() - started
+        job = await t.wait_forever.enqueue_async(key=key)
+    assert stopped_in < 1.0
+    back = await (await app.backend()).get(job.id)
+    assert back is not None and back.status is JobStatus.QUEUED and back.attempts == 0
+
+
 async def test_graceful_shutdown_lets_jobs_finish_within_grace(
     app: Conveyor, config: WorkerConfig, key: str
 ) -> None:

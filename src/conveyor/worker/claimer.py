@@ -12,6 +12,7 @@ stopping takes effect between claims. Who calls it: the runtime, as one loop of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -132,24 +133,32 @@ class Claimer:
     async def _wait_for_handoff(
         self, standby: str, stop: asyncio.Event, timeout: timedelta
     ) -> None:
+        # The wait runs in this task, so that a handed job starts in the same loop iteration
+        # that its arrival wakes (no hop through another task). A stop withdraws the standing
+        # claim from a watcher task, which ends the wait at once; a job handed meanwhile
+        # comes back from either call and starts, and the shutdown treats it like any other.
         backend, queues = self._backend, self._config.queues
-        waiting = asyncio.ensure_future(backend.wait_for_handoff(standby, queues, timeout))
-        stopping = asyncio.ensure_future(stop.wait())
+        withdrawn: list[ClaimedJob] = []
+
+        async def withdraw_on_stop() -> None:
+            await stop.wait()
+            withdrawn.extend(await backend.wait_for_handoff(standby, queues, timedelta(0)))
+
+        watcher = asyncio.ensure_future(withdraw_on_stop())
+        handed: list[ClaimedJob] = []
         try:
-            await asyncio.wait((waiting, stopping), return_when=asyncio.FIRST_COMPLETED)
-            handed: list[ClaimedJob] = []
-            if not waiting.done():
-                # Stopped: withdraw the standing claim, which also ends the wait at once. A
-                # job handed meanwhile starts, and the shutdown treats it like any other.
-                handed += await backend.wait_for_handoff(standby, queues, timedelta(0))
-            handed += await waiting
+            handed = await backend.wait_for_handoff(standby, queues, timeout)
         except BackendUnavailable as exc:
             await self._backoff.wait("wait_for_handoff", exc)
-            return
         finally:
-            stopping.cancel()
-            if not waiting.done():  # the withdrawal failed: give up the wait
-                waiting.cancel()
+            if not stop.is_set():  # the watcher is still parked in stop.wait()
+                watcher.cancel()
+        if stop.is_set():
+            # The withdrawal, under way or done, returns a job handed before it. If it
+            # failed, the wait above ended by its timeout (a poll interval) or its error.
+            with contextlib.suppress(BackendUnavailable):
+                await watcher
+            handed += withdrawn
         if handed:
             self._start(handed)
             # Let the handed job start before the next claim is built and sent (~0.1 ms):
