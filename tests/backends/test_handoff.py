@@ -124,6 +124,25 @@ async def test_a_paused_queue_hands_nothing(backend: Backend) -> None:
     assert (await claim_one(backend)).job.id == job.id
 
 
+async def test_a_single_enqueue_hands_over_the_job_ready_before_it(backend: Backend) -> None:
+    # A job left ready (its queue was paused) is better than the one enqueued now: the
+    # standing claim gets it, even though the write that hands it over stores the other.
+    await stand_by(backend, standing("sb-1"))
+    await backend.configure_queue(QueueSettings("default", paused=True))
+    [best] = [e.job for e in await backend.enqueue([new_job(priority=9)])]
+    await backend.configure_queue(QueueSettings("default", paused=False))
+    [newer] = [e.job for e in await backend.enqueue([new_job(priority=0)])]
+    got = await backend.wait_for_handoff("sb-1", ("default",), SHORT)
+    if handoff(backend):
+        assert [c.job.id for c in got] == [best.id]
+        assert await status_of(backend, newer.id) is JobStatus.QUEUED
+    else:
+        assert got == []
+    assert [
+        c.job.id for c in await backend.claim(ClaimRequest(WorkerId("w"), ("default",), 5))
+    ] == ([newer.id] if handoff(backend) else [best.id, newer.id])
+
+
 async def test_after_the_wait_nothing_stays_registered(backend: Backend) -> None:
     await stand_by(backend, standing("sb-1"))
     assert await backend.wait_for_handoff("sb-1", ("default",), SHORT) == []

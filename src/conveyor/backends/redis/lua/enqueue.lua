@@ -52,6 +52,18 @@ end
 if role == 'first' then redis.call('SET', gkey, '1', 'EX', 300) end
 if role == 'last' then redis.call('DEL', gkey) end
 
+-- A single job ready now, for a queue with a live standing claim and no job ready before
+-- it (due scheduled ones promoted first): it is the queue's best job, so it is stored
+-- claimed by that standing claim and handed over at once. The same outcome as storing it
+-- queued and letting wake() claim it, in about ten commands fewer; the queue is not
+-- published, since no job is left ready in it. Returns the claim's token and registration.
+local function standby_for_new(queue)
+  if redis.call('EXISTS', P .. ':sbq:' .. queue) == 0 or paused(queue) then return nil end
+  promote_due(queue, HANDOFF_PROMOTE)
+  if redis.call('ZCARD', P .. ':ready:' .. queue) > 0 then return nil end
+  return take_standby(queue)
+end
+
 local out = {NOW_S}
 local woken, known = {}, {}
 for j = 0, n - 1 do
@@ -65,22 +77,38 @@ for j = 0, n - 1 do
     elseif ARGV[o + 6] ~= '' then run_at = NOW + tonumber(ARGV[o + 6]) end
     local status = 'scheduled'
     if run_at <= NOW then status = 'queued'; run_at = NOW end
+    local token, reg
+    if n == 1 and status == 'queued' then token, reg = standby_for_new(queue) end
     local key = jkey(id)
-    local f = {'q', queue, 'k', ARGV[o + 2], 'p', ARGV[o + 3], 's', status, 'pr', priority,
-      'ra', fmt(run_at), 'a', '0', 'ma', ARGV[o + 7], 'ca', NOW_S, 'ua', NOW_S}
+    local f = {'q', queue, 'k', ARGV[o + 2], 'p', ARGV[o + 3], 's', token and 'running' or status,
+      'pr', priority, 'ra', fmt(run_at), 'a', token and '1' or '0', 'ma', ARGV[o + 7],
+      'ca', NOW_S, 'ua', NOW_S}
     if ARGV[o + 8] ~= '' then f[#f + 1] = 'to'; f[#f + 1] = ARGV[o + 8] end
     if ARGV[o + 9] ~= '' then
       f[#f + 1] = 'ik'; f[#f + 1] = ARGV[o + 9]
       redis.call('HSET', P .. ':ikey', ARGV[o + 9], id)
     end
     if ARGV[o + 10] ~= '' then f[#f + 1] = 'tr'; f[#f + 1] = ARGV[o + 10] end
-    redis.call('HSET', key, unpack(f))
-    index_status(id, queue, nil, status)
-    if status == 'queued' then
-      make_ready(id, queue, tonumber(priority), run_at)
-      woken[queue] = true
+    if token then  -- claimed by the standing claim, as claim_member would, and handed over
+      local lease, expires = token .. '.h', fmt(NOW + tonumber(reg[2]))
+      for _, v in ipairs({'sa', NOW_S, 'lo', reg[1], 'lt', lease, 'le', expires}) do
+        f[#f + 1] = v
+      end
+      redis.call('HSET', key, unpack(f))
+      index_status(id, queue, nil, 'running')
+      redis.call('ZADD', RUNNING, expires, id)
+      local ho = P .. ':ho:' .. token
+      redis.call('RPUSH', ho, cjson.encode({id, lease, f}))
+      redis.call('PEXPIRE', ho, HANDOFF_KEEP_MS)
     else
-      schedule(id, queue, run_at)
+      redis.call('HSET', key, unpack(f))
+      index_status(id, queue, nil, status)
+      if status == 'queued' then
+        make_ready(id, queue, tonumber(priority), run_at)
+        woken[queue] = true
+      else
+        schedule(id, queue, run_at)
+      end
     end
     if not known[queue] then
       redis.call('SADD', P .. ':queues', queue)
