@@ -12,7 +12,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import orjson
 
@@ -48,6 +48,9 @@ from conveyor.errors import (
 )
 from conveyor.ids import new_job_ids, new_token
 from conveyor.jobs import Job, JobId, JSONObject, JSONValue, NewJob
+
+if TYPE_CHECKING:
+    from redis.asyncio.connection import AbstractConnection
 
 ENQUEUE_CHUNK = 5_000  # jobs per script call; a bigger batch runs as chunks in one MULTI
 PROMOTE_BOUND = 1_000  # due scheduled jobs moved to the ready set per queue per claim
@@ -209,54 +212,73 @@ class RedisJobStore:
     async def wait_for_handoff(
         self, standby: str, queues: Sequence[str], timeout: timedelta
     ) -> list[ClaimedJob]:
-        # BLPOP is never cancelled: a reply the server has sent (the job popped) would be
-        # dropped with the connection. Cancellation withdraws the claim and pushes a 'wake'
-        # sentinel instead, so that the BLPOP returns; a job it got is released.
+        # The BLPOP runs in the caller's task, on a pool connection of its own, so that a
+        # handed job is decoded and returned in the loop iteration its reply wakes. Its reply
+        # is never dropped: the read leaves the connection as it is when cancelled
+        # (disconnect_on_error=False); the cancelled path withdraws the claim, which pushes
+        # a 'wake' sentinel, reads the reply (the job or the sentinel) from the same
+        # connection and releases a job it got. A connection whose reply could not be read
+        # is closed, never reused.
         if timeout <= timedelta(0):  # withdraw, and end a wait on it that is under way
             return await self._end_standby(standby, wake=True)
-        key = self._core.key("ho", standby)
-        pop = asyncio.ensure_future(self._blpop(key, timeout))
+        pool = self._core.client.connection_pool
+        with translated():
+            conn: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        unread = False  # a BLPOP went out and its reply is still on the connection
         try:
-            item = await asyncio.shield(pop)
+            with translated():
+                await conn.send_command(
+                    "BLPOP", self._core.key("ho", standby), self._block_seconds(timeout)
+                )
+                unread = True
+                reply = await conn.read_response(disconnect_on_error=False)
+                unread = False
         except asyncio.CancelledError:
-            await self._withdraw(standby, pop)
+            if unread:
+                unread = not await self._withdraw(standby, conn)
             raise
         except BackendError:
             with contextlib.suppress(BackendError):
                 await self._end_standby(standby, wake=False)
             raise
-        if item is None:  # timed out: a job may have been handed since
+        finally:
+            if unread:
+                await conn.disconnect(nowait=True)
+            await pool.release(conn)
+        if reply is None:  # timed out: a job may have been handed since
             return await self._end_standby(standby, wake=False)
+        item = cast("list[bytes]", reply)[1]
         return [claimed_of(orjson.loads(item))] if item != b"wake" else []
 
-    async def _blpop(self, key: str, timeout: timedelta) -> bytes | None:
+    def _block_seconds(self, timeout: timedelta) -> float:
         seconds = timeout.total_seconds()
         # A URL's socket_timeout would cut a longer block short with a TimeoutError.
         limit = self._core.client.connection_pool.connection_kwargs.get("socket_timeout")
         if limit:
             seconds = min(seconds, float(limit) / 2)
-        with translated():
-            reply = await self._core.client.blpop([key], max(seconds, 0.01))
-        return None if reply is None else cast("bytes", reply[1])
+        return max(seconds, 0.01)
 
     async def _end_standby(self, standby: str, *, wake: bool) -> list[ClaimedJob]:
         items = as_list(await self._core.run("standby_end", standby, "1" if wake else "0"))
         return [claimed_of(orjson.loads(as_bytes(i))) for i in items if i != b"wake"]
 
-    async def _withdraw(self, standby: str, pop: asyncio.Future[bytes | None]) -> None:
-        """The cancelled path of ``wait_for_handoff``: nothing handed to it is left behind."""
+    async def _withdraw(self, standby: str, conn: AbstractConnection) -> bool:
+        """The cancelled path of ``wait_for_handoff``: withdraw the claim, read the BLPOP's
+        reply off ``conn`` and release whatever was handed. False when the reply could not
+        be read (Redis unreachable: a job handed before then waits for its lease to
+        expire)."""
         try:
             handed = await self._end_standby(standby, wake=True)
-            item = await pop
+            with translated():
+                reply = await conn.read_response(disconnect_on_error=False)
         except BackendError:
-            # Redis is unreachable: a job handed before then waits for its lease to expire.
-            pop.cancel()
-            return
-        if item is not None and item != b"wake":
+            return False
+        if reply is not None and (item := cast("list[bytes]", reply)[1]) != b"wake":
             handed.append(claimed_of(orjson.loads(item)))
         if handed:
             with contextlib.suppress(BackendError):
                 await self.release([c.lease for c in handed])
+        return True
 
     async def renew(self, leases: Sequence[Lease], lease_for: timedelta) -> RenewOutcome:
         if not leases:
