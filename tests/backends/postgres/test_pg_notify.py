@@ -17,7 +17,15 @@ pytestmark = pytest.mark.postgres
 LONG = timedelta(seconds=10)
 
 
+async def listening(pg: PostgresBackend) -> None:
+    """A backend listens from its first wait on (one that only enqueues never does): a
+    zero-length wait starts it, so that a waiter is registered before the action runs."""
+    await pg.wait_for_work(["default"], timedelta(0))
+    assert pg.listener.connected.is_set()
+
+
 async def _woken_by(pg: PostgresBackend, queues: list[str], action: object) -> bool:
+    await listening(pg)
     waiter = asyncio.create_task(pg.wait_for_work(queues, LONG))
     await asyncio.sleep(0)  # registered before the action runs
     await action  # type: ignore[misc]
@@ -34,7 +42,24 @@ async def test_enqueue_from_another_process_wakes(pg: PostgresBackend, postgres_
         await other.close()
 
 
+async def test_a_backend_that_only_enqueues_does_not_listen(postgres_url: str) -> None:
+    # Else every enqueue anywhere would wake every API process and client (a notification
+    # delivered to each listening connection).
+    client = PostgresBackend(postgres_url, migrate=False)
+    await client.open()
+    try:
+        await client.enqueue([NewJob(kind="k")])
+        [claimed] = await client.claim(ClaimRequest(WorkerId("w"), ["default"], limit=1))
+        await client.release([claimed.lease])
+        assert client.listener.connections == 0 and not client.listener.connected.is_set()
+        assert await client.wait_for_work(["default"], timedelta(0)) is False
+        assert client.listener.connections == 1
+    finally:
+        await client.close()
+
+
 async def test_other_queue_does_not_wake(pg: PostgresBackend) -> None:
+    await listening(pg)
     waiter = asyncio.create_task(pg.wait_for_work(["a"], timedelta(milliseconds=400)))
     await asyncio.sleep(0)
     await pg.enqueue([NewJob(kind="k", queue="b")])
@@ -42,6 +67,7 @@ async def test_other_queue_does_not_wake(pg: PostgresBackend) -> None:
 
 
 async def test_scheduled_job_does_not_wake(pg: PostgresBackend) -> None:
+    await listening(pg)
     waiter = asyncio.create_task(pg.wait_for_work(["default"], timedelta(milliseconds=400)))
     await asyncio.sleep(0)
     await pg.enqueue([NewJob(kind="k", delay=timedelta(hours=1))])

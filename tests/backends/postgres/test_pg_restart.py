@@ -34,6 +34,8 @@ async def test_backend_recovers_after_restart(own_postgres: PostgresServer) -> N
     claim = ClaimRequest(worker=WorkerId("w"), queues=["default"], limit=10)
     try:
         [before] = await backend.enqueue([NewJob(kind="k")])
+        assert backend.listener.connections == 0  # it listens from its first wait on
+        assert await backend.wait_for_work(["default"], timedelta(0)) is False
         assert backend.listener.connections == 1
 
         own_postgres.stop("immediate")

@@ -68,7 +68,7 @@ class PostgresBackend(PostgresJobStore, PostgresAdmin, PostgresRecords):
         conninfo = conninfo_from_url(url)
         self._db = Database(conninfo, clock=clock, pool_min=pool_min, pool_max=pool_max)
         self._migrate_on_open = migrate
-        self._listener = Listener(conninfo)
+        self._listener = Listener(conninfo, LISTENER_FIRST_CONNECT)
         self._forgetting: set[asyncio.Future[None]] = set()
         self.clock = clock
 
@@ -83,7 +83,6 @@ class PostgresBackend(PostgresJobStore, PostgresAdmin, PostgresRecords):
         try:
             if self._migrate_on_open:
                 await self.migrate()
-            await self._listener.start(LISTENER_FIRST_CONNECT)
         except BaseException:
             await self.close()
             raise
@@ -112,6 +111,7 @@ class PostgresBackend(PostgresJobStore, PostgresAdmin, PostgresRecords):
         return utc(row["now"])
 
     async def wait_for_work(self, queues: Sequence[str], timeout: timedelta) -> bool:
+        await self._listener.ensure_started()
         return await self._listener.wait(queues, timeout)
 
     async def enqueue_in(

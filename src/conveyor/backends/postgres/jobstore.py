@@ -139,6 +139,8 @@ class PostgresJobStore:
             "queues": queues,
         }
         query = QUERIES.complete_claim
+        if request.standby and queues:
+            await self._listener.ensure_started()
         if request.standby and queues and self._listener.connected.is_set():
             # Only with a listener to hear the handoff: else the wait just polls.
             query = QUERIES.complete_claim_standby
@@ -182,6 +184,7 @@ class PostgresJobStore:
                 return []  # already delivered to that wait, which returns it
             return await self._end_standby(standby)
         collect: asyncio.Future[list[ClaimedJob]] | None = None
+        await self._listener.ensure_started()
         try:
             carried = await self._listener.wait_handoff(standby, queues, timeout)
             if carried:

@@ -1,7 +1,8 @@
 """LISTEN/NOTIFY wake-ups for ``PostgresBackend.wait_for_work``.
 
 One dedicated connection per backend (never from the pool: a pooled connection would be
-reset or handed to someone else) runs ``LISTEN conveyor_jobs``; every enqueue, release,
+reset or handed to someone else), opened by the first wait or standing claim (a backend that
+only enqueues never listens), runs ``LISTEN conveyor_jobs``; every enqueue, release,
 rescue and requeue that makes jobs claimable sends ``NOTIFY conveyor_jobs, '<queue>'``.
 Waiters whose queues match are woken. The connection also LISTENs on a channel of its own
 (``channel``): a job handed to a standing claim registered by this process (handoff, D21)
@@ -47,8 +48,10 @@ class _Waiter:
 
 
 class Listener:
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, first_connect: timedelta = timedelta(seconds=5)) -> None:
         self._conninfo = conninfo
+        self._first_connect = first_connect
+        self._stopped = False
         self._waiters: set[_Waiter] = set()
         self._standing: dict[str, _Waiter] = {}
         self.channel = f"conveyor_ho_{new_token(8)}"
@@ -66,7 +69,17 @@ class Listener:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.connected.wait(), first_connect.total_seconds())
 
+    async def ensure_started(self) -> None:
+        """Listen from now on. Started by the first wait or standing claim, not when the
+        backend opens: a process that only enqueues (the API, an application's client) would
+        otherwise be sent every notification, one server and one client wake-up per enqueue
+        (docs/performance.md, "Sixth pass"). The first call waits up to ``first_connect``
+        for the LISTEN, as ``start`` does; after ``stop`` it does nothing."""
+        if self._task is None and not self._stopped:
+            await self.start(self._first_connect)
+
     async def stop(self) -> None:
+        self._stopped = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
