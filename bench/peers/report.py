@@ -114,7 +114,8 @@ def render(runs: Sequence[Run], spec: Spec, info: dict[str, str]) -> str:
         f"(processed jobs/s over all {s['single'] + s['jobs']:,}, first start to last end); "
         f"pickup latency over {s['latency_jobs']:,} jobs enqueued one at a time at "
         f"{s['rate']:g}/s to idle workers (job start minus the instant before the enqueue "
-        f"call); mix: {s['mix_jobs']:,} jobs sleeping 1-50 ms, concurrency "
+        "call; asyncio libraries are called from inside one running event loop); "
+        f"mix: {s['mix_jobs']:,} jobs sleeping 1-50 ms, concurrency "
         f"{s['mix_concurrency']} per process; RSS of every process of the mix workers. "
         "A phase that lost or duplicated a job shows — and is listed under problems.",
         "",
