@@ -147,13 +147,16 @@ class Claimer:
         watcher = asyncio.ensure_future(withdraw_on_stop())
         handed: list[ClaimedJob] = []
         try:
-            handed = await backend.wait_for_handoff(standby, queues, timeout)
-        except BackendUnavailable as exc:
-            await self._backoff.wait("wait_for_handoff", exc)
-        finally:
-            if not stop.is_set():  # the watcher is still parked in stop.wait()
-                watcher.cancel()
-        if stop.is_set():
+            try:
+                handed = await backend.wait_for_handoff(standby, queues, timeout)
+            except BackendUnavailable as exc:
+                await self._backoff.wait("wait_for_handoff", exc)
+        except BaseException:
+            watcher.cancel()  # torn down: the cancelled wait withdrew the claim itself
+            raise
+        if not stop.is_set():
+            watcher.cancel()  # still parked in stop.wait(): nothing to withdraw
+        else:
             # The withdrawal, under way or done, returns a job handed before it. If it
             # failed, the wait above ended by its timeout (a poll interval) or its error.
             with contextlib.suppress(BackendUnavailable):
