@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import psutil
 
@@ -63,6 +63,7 @@ class Adapter(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
 class AsyncAdapter(Adapter, Protocol):
     """An asyncio library: also enqueues from inside a running loop, on its ``runner``."""
 
@@ -84,8 +85,7 @@ def one_calls(a: Adapter, ids: range, rate: float | None = None) -> dict[int, in
     def delay(n: int) -> float:
         return 0.0 if rate is None else start + n / rate - time.perf_counter()
 
-    one_async = getattr(a, "enqueue_one_async", None)
-    if one_async is None:
+    if not isinstance(a, AsyncAdapter):
         for n, i in enumerate(ids):
             if (d := delay(n)) > 0:
                 time.sleep(d)
@@ -93,15 +93,14 @@ def one_calls(a: Adapter, ids: range, rate: float | None = None) -> dict[int, in
             a.enqueue_one(i, False)
         return before
 
-    async def drive() -> None:
+    async def drive(a: AsyncAdapter) -> None:
         for n, i in enumerate(ids):
             if (d := delay(n)) > 0:
                 await asyncio.sleep(d)
             before[i] = time.time_ns()
-            await one_async(i, False)
+            await a.enqueue_one_async(i, False)
 
-    runner: asyncio.Runner = a.runner  # type: ignore[attr-defined]
-    runner.run(drive())
+    a.runner.run(drive(a))
     return before
 
 
