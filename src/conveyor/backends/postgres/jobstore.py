@@ -204,6 +204,9 @@ class PostgresJobStore:
         """Delete a used standing claim's row in the background (its job is started)."""
 
         async def forget() -> None:
+            # Yield once first: the handed job's task, created right after this one, then
+            # starts before this sends its DELETE (~0.1 ms of a pickup otherwise).
+            await asyncio.sleep(0)
             with contextlib.suppress(BackendError):
                 async with self._db.cursor() as cur:
                     await cur.execute(_FORGET_STANDBY, {"token": token})
