@@ -141,14 +141,14 @@ class PostgresJobStore:
         query = QUERIES.complete_claim
         if request.standby and queues:
             await self._listener.ensure_started()
-        if request.standby and queues and self._listener.connected.is_set():
-            # Only with a listener to hear the handoff: else the wait just polls.
-            query = QUERIES.complete_claim_standby
-            params.update(
-                standby=request.standby,
-                channel=self._listener.channel,
-                standby_for=request.standby_for,
-            )
+            if self._listener.connected.is_set():
+                # Only with a listener to hear the handoff: else the wait just polls.
+                query = QUERIES.complete_claim_standby
+                params.update(
+                    standby=request.standby,
+                    channel=self._listener.channel,
+                    standby_for=request.standby_for,
+                )
         async with self._db.cursor() as cur:
             await cur.execute(query, params)
             rows = await cur.fetchall()

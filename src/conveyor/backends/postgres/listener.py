@@ -59,24 +59,20 @@ class Listener:
         self.connected = asyncio.Event()
         self.connections = 0  # successful LISTENs so far (tests watch reconnects)
 
-    async def start(self, first_connect: timedelta) -> None:
-        """Start listening in the background; wait up to ``first_connect`` for the first
-        LISTEN, and carry on degraded (polling) if it does not come."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="conveyor-postgres-listener"
-            )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.connected.wait(), first_connect.total_seconds())
-
     async def ensure_started(self) -> None:
-        """Listen from now on. Started by the first wait or standing claim, not when the
-        backend opens: a process that only enqueues (the API, an application's client) would
-        otherwise be sent every notification, one server and one client wake-up per enqueue
-        (docs/performance.md, "Sixth pass"). The first call waits up to ``first_connect``
-        for the LISTEN, as ``start`` does; after ``stop`` it does nothing."""
-        if self._task is None and not self._stopped:
-            await self.start(self._first_connect)
+        """Listen from now on, in the background. Started by the first wait or standing
+        claim, not when the backend opens: a process that only enqueues (the API, an
+        application's client) would otherwise be sent every notification, one server and
+        one client wake-up per enqueue (docs/performance.md, "Sixth pass"). The call that
+        starts it waits up to ``first_connect`` for the first LISTEN and carries on degraded
+        (polling) if it does not come; after ``stop`` it does nothing."""
+        if self._task is not None or self._stopped:
+            return
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name="conveyor-postgres-listener"
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.connected.wait(), self._first_connect.total_seconds())
 
     async def stop(self) -> None:
         self._stopped = True
