@@ -95,7 +95,7 @@ def job_from_row(row: Row) -> Job:
     )
 
 
-# conveyor_job_json's order (migration 4); the times and the timeout in microseconds.
+# conveyor_job_json's order (migrations 4 and 5); the times and the timeout in microseconds.
 _HANDOFF_COLUMNS = (
     "id", "queue", "kind", "payload", "status", "priority", "run_at", "attempts",
     "max_attempts", "timeout", "idempotency_key", "lease_owner", "lease_expires_at",
@@ -108,7 +108,7 @@ _HANDOFF_TIMES = (
 
 
 def job_from_handoff(text: str) -> Job:
-    """A job as a handoff's NOTIFY carries it (``conveyor_job_json`` in migration 4)."""
+    """A job as a handoff's NOTIFY carries it (``conveyor_job_json``, migrations 4 and 5)."""
     try:
         row = dict(zip(_HANDOFF_COLUMNS, orjson.loads(text), strict=True))
     except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
