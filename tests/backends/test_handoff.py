@@ -300,6 +300,25 @@ async def test_a_handed_job_is_the_stored_job_field_for_field(
     assert await backend.complete([Completion(handed.lease, {"ok": 1})]) == []
 
 
+async def test_a_withdrawal_after_the_wait_returned_its_job_collects_nothing(
+    backend: Backend,
+) -> None:
+    # A stop that withdraws the claim just after the wait returned the handed job (before
+    # any background clean-up of the claim has landed) must not get the job a second time.
+    await stand_by(backend, standing("sb-1"))
+    waiting = asyncio.ensure_future(backend.wait_for_handoff("sb-1", ("default",), LONG))
+    await asyncio.sleep(0.02)
+    job = await enqueue_one(backend)
+    delivered = await asyncio.wait_for(waiting, LONG.total_seconds())
+    withdrawn = await backend.wait_for_handoff("sb-1", ("default",), timedelta(0))
+    assert withdrawn == []
+    if not handoff(backend):
+        assert delivered == [] and await status_of(backend, job.id) is JobStatus.QUEUED
+        return
+    assert [c.job.id for c in delivered] == [job.id]
+    assert await backend.complete([Completion(delivered[0].lease)]) == []
+
+
 @pytest.mark.parametrize("pause", [0.0, 0.001, 0.003, 0.01])
 async def test_a_job_handed_around_a_withdrawal_is_delivered_once(
     backend: Backend, pause: float

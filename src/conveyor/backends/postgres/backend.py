@@ -70,6 +70,7 @@ class PostgresBackend(PostgresJobStore, PostgresAdmin, PostgresRecords):
         self._migrate_on_open = migrate
         self._listener = Listener(conninfo, LISTENER_FIRST_CONNECT)
         self._forgetting: set[asyncio.Future[None]] = set()
+        self._delivered: set[str] = set()
         self.clock = clock
 
     @property

@@ -114,6 +114,9 @@ class PostgresJobStore:
     _db: Database
     _listener: Listener
     _forgetting: set[asyncio.Future[None]]
+    # Standing claims whose job the notification delivered and whose row may still be there
+    # (the background DELETE has not landed): a withdrawal of one must not collect the job.
+    _delivered: set[str]
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
         if not jobs:
@@ -178,6 +181,8 @@ class PostgresJobStore:
         # The NOTIFY on this process's channel carries the job while the wait is on; after
         # it, whoever deletes the standing claim's row gets the job named there (job_id).
         if timeout <= timedelta(0):
+            if standby in self._delivered:
+                return []  # a wait already returned its job, carried by the notification
             # End a wait on it under way first, so that a handoff arriving from now on is
             # collected here and not also delivered to that wait.
             if self._listener.end_standing(standby):
@@ -201,7 +206,12 @@ class PostgresJobStore:
             raise
 
     def _forget_standby(self, token: str) -> None:
-        """Delete a used standing claim's row in the background (its job is started)."""
+        """Delete a used standing claim's row in the background (its job is started).
+        Until that lands, the row still names the job, so a withdrawal of the same claim
+        (a stop racing the wait's return) is answered from ``_delivered`` instead: the job
+        is the wait's, never the withdrawal's too. A failed DELETE leaves the token there
+        (the row expires and is swept by a later standing claim)."""
+        self._delivered.add(token)
 
         async def forget() -> None:
             # Yield once first: the handed job's task, created right after this one, then
@@ -210,6 +220,7 @@ class PostgresJobStore:
             with contextlib.suppress(BackendError):
                 async with self._db.cursor() as cur:
                     await cur.execute(_FORGET_STANDBY, {"token": token})
+                self._delivered.discard(token)
 
         task = asyncio.ensure_future(forget())
         self._forgetting.add(task)
