@@ -83,16 +83,40 @@ local function paused(queue) return redis.call('HGET', P .. ':qs:' .. queue, 'pa
 
 -- Claim one ready-set member for ``worker``: running, attempts + 1, a lease until
 -- ``expires``. Returns {id, token, fields}, as the claim reply and a handoff carry it.
+-- The hash is read once, before the write, and the reply's fields are the ones read with
+-- the written ones put in (six Redis commands per job, where reading the status, counting
+-- the attempt and reading the hash back took eight).
 local function claim_member(member, queue, worker, token, expires)
   local id = string.sub(member, 18)
   local key = jkey(id)
   redis.call('ZREM', P .. ':ready:' .. queue, member)
-  index_status(id, queue, redis.call('HGET', key, 's'), 'running')
-  redis.call('HINCRBY', key, 'a', 1)
-  redis.call('HSET', key, 's', 'running', 'sa', NOW_S, 'lo', worker, 'lt', token,
-    'le', expires, 'ua', NOW_S)
+  local fields = redis.call('HGETALL', key)
+  local from, attempts = nil, 0
+  for i = 1, #fields, 2 do
+    local name = fields[i]
+    if name == 's' then
+      from = fields[i + 1]
+    elseif name == 'a' then
+      attempts = tonumber(fields[i + 1])
+    end
+  end
+  local set = {'s', 'running', 'a', fmt(attempts + 1), 'sa', NOW_S, 'lo', worker, 'lt', token,
+    'le', expires, 'ua', NOW_S}
+  index_status(id, queue, from, 'running')
+  redis.call('HSET', key, unpack(set))
   redis.call('ZADD', RUNNING, expires, id)
-  return {id, token, redis.call('HGETALL', key)}
+  local at = {}
+  for i = 1, #fields, 2 do at[fields[i]] = i + 1 end
+  for i = 1, #set, 2 do
+    local slot = at[set[i]]
+    if slot then
+      fields[slot] = set[i + 1]
+    else
+      fields[#fields + 1] = set[i]
+      fields[#fields + 1] = set[i + 1]
+    end
+  end
+  return {id, token, fields}
 end
 
 -- Standing claims (handoff). A worker whose claim found fewer jobs than it has free slots
@@ -158,11 +182,16 @@ local function drop_lease(key, id)
   redis.call('ZREM', RUNNING, id)
 end
 
--- Any status -> a final one: indexes, finished set (for retention), lease cleared.
-local function finish(id, key, queue, from, to)
+-- Any status -> a final one: indexes, finished set (for retention), lease cleared, and
+-- the result (JSON) when one is given.
+local function finish(id, key, queue, from, to, result)
   index_status(id, queue, from, to)
   redis.call('ZADD', P .. ':fin:' .. to .. ':' .. queue, NOW_S, id)
-  redis.call('HSET', key, 's', to, 'fa', NOW_S, 'ua', NOW_S)
+  if result then
+    redis.call('HSET', key, 's', to, 'fa', NOW_S, 'ua', NOW_S, 'r', result)
+  else
+    redis.call('HSET', key, 's', to, 'fa', NOW_S, 'ua', NOW_S)
+  end
   drop_lease(key, id)
 end
 
@@ -185,8 +214,7 @@ local function complete_triples(first, last)
     local key = jkey(id)
     local f = redis.call('HMGET', key, 's', 'lt', 'q')
     if f[1] == 'running' and f[2] == token then
-      redis.call('HSET', key, 'r', ARGV[i + 2])
-      finish(id, key, f[3], 'running', 'completed')
+      finish(id, key, f[3], 'running', 'completed', ARGV[i + 2])
     else
       lost[#lost + 1] = id
     end
