@@ -20,6 +20,7 @@ from conveyor.backend import Backend, Capability, ClaimedJob, ClaimRequest, Comp
 from conveyor.errors import BackendUnavailable
 from conveyor.events import EventBus, JobClaimed
 from conveyor.ids import new_token
+from conveyor.worker.completer import CompletionBuffer
 from conveyor.worker.config import WorkerConfig
 from conveyor.worker.executor import Executor
 from conveyor.worker.outage import Backoff
@@ -57,11 +58,25 @@ class Claimer:
         executor = self._executor
         buffer = executor.completer
         handoff = Capability.HANDOFF in self._backend.capabilities
+        changed = executor.slots_changed
+        # A stop also wakes the wait for a free slot: that wait is on every busy cycle's path,
+        # so it is one event, not a race of two tasks (three loop iterations per wake-up).
+        stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(lambda _: changed.set())
+        try:
+            await self._loop(stop, changed, buffer, handoff)
+        finally:
+            stopping.cancel()
+
+    async def _loop(
+        self, stop: asyncio.Event, changed: asyncio.Event, buffer: CompletionBuffer, handoff: bool
+    ) -> None:
+        executor = self._executor
         while not stop.is_set():
             free = executor.free_slots
             if free <= 0 and not len(buffer):
-                executor.slots_changed.clear()
-                await race_stop(executor.slots_changed.wait(), stop)
+                changed.clear()
+                await changed.wait()
                 continue
             if free <= 0:
                 # Every slot is busy and some jobs just finished: let the others finishing in

@@ -47,6 +47,8 @@ class CompletionBuffer:
         self._interval = flush_interval.total_seconds()
         self._batch = batch
         self._pending: list[Completion] = []
+        self._since = 0.0  # loop time when the oldest pending completion was buffered
+        self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._full = asyncio.Event()
         self._closed = asyncio.Event()
@@ -58,6 +60,8 @@ class CompletionBuffer:
 
     def add(self, completion: Completion) -> None:
         """Buffer ``completion``; written by the next claim or within the flush interval."""
+        if not self._pending:
+            self._since = self._loop.time()
         self._pending.append(completion)
         self._wake.set()
         if len(self._pending) >= self._batch:
@@ -72,6 +76,8 @@ class CompletionBuffer:
 
     def put_back(self, taken: Sequence[Completion]) -> None:
         """``take``n completions whose write failed: first in line for the next one."""
+        if not self._pending:
+            self._since = self._loop.time()
         self._pending[:0] = taken
         self._wake.set()
         if len(self._pending) >= self._batch:
@@ -91,8 +97,14 @@ class CompletionBuffer:
                 await self._wake.wait()
                 continue
             if not self._full.is_set() and not self._closed.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self._interval)
+                # The interval counts from the oldest completion waiting, not from the wake:
+                # a busy claimer takes each batch within a round trip, and a flush timed from
+                # an earlier batch would split the next one into a write of its own.
+                delay = self._since + self._interval - self._loop.time()
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._full.wait(), delay)
+                    continue
             await self._flush()
 
     async def _flush(self) -> None:
