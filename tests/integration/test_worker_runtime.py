@@ -160,6 +160,23 @@ async def test_an_idle_worker_stops_at_once(app: Conveyor, config: WorkerConfig,
     assert back is not None and back.status is JobStatus.QUEUED and back.attempts == 0
 
 
+async def test_a_worker_with_every_slot_busy_stops_within_its_grace(
+    app: Conveyor, config: WorkerConfig, key: str
+) -> None:
+    # With every slot busy the claimer waits for one to free up, not for work: a stop must
+    # end that wait too, or the grace period would only start once a job finished.
+    one_slot = replace(config, concurrency=1)
+    async with run_worker(app, config=one_slot) as w:
+        job = await t.wait_forever.enqueue_async(key=key)
+        await w.wait_for(job.id, JobStatus.RUNNING)
+        started = time.monotonic()
+        await asyncio.wait_for(w.worker.stop(grace=timedelta(milliseconds=200)), 10)
+        stopped_in = time.monotonic() - started
+    assert stopped_in < 5.0
+    back = await (await app.backend()).get(job.id)
+    assert back is not None and back.status is JobStatus.QUEUED and back.attempts == 0
+
+
 async def test_graceful_shutdown_lets_jobs_finish_within_grace(
     app: Conveyor, config: WorkerConfig, key: str
 ) -> None:
