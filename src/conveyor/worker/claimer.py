@@ -20,7 +20,6 @@ from conveyor.backend import Backend, Capability, ClaimedJob, ClaimRequest, Comp
 from conveyor.errors import BackendUnavailable
 from conveyor.events import EventBus, JobClaimed
 from conveyor.ids import new_token
-from conveyor.worker.completer import CompletionBuffer
 from conveyor.worker.config import WorkerConfig
 from conveyor.worker.executor import Executor
 from conveyor.worker.outage import Backoff
@@ -55,23 +54,20 @@ class Claimer:
         self._backoff = Backoff()
 
     async def run(self, stop: asyncio.Event) -> None:
-        executor = self._executor
-        buffer = executor.completer
-        handoff = Capability.HANDOFF in self._backend.capabilities
-        changed = executor.slots_changed
         # A stop also wakes the wait for a free slot: that wait is on every busy cycle's path,
         # so it is one event, not a race of two tasks (three loop iterations per wake-up).
         stopping = asyncio.ensure_future(stop.wait())
-        stopping.add_done_callback(lambda _: changed.set())
+        stopping.add_done_callback(lambda _: self._executor.slots_changed.set())
         try:
-            await self._loop(stop, changed, buffer, handoff)
+            await self._loop(stop)
         finally:
             stopping.cancel()
 
-    async def _loop(
-        self, stop: asyncio.Event, changed: asyncio.Event, buffer: CompletionBuffer, handoff: bool
-    ) -> None:
+    async def _loop(self, stop: asyncio.Event) -> None:
         executor = self._executor
+        buffer = executor.completer
+        changed = executor.slots_changed
+        handoff = Capability.HANDOFF in self._backend.capabilities
         while not stop.is_set():
             free = executor.free_slots
             if free <= 0 and not len(buffer):
