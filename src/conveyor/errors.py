@@ -35,6 +35,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+# Exit codes of the command line (``conveyor ...`` and ``python -m conveyor.worker``).
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: server or backend unreachable
+
 
 class ConveyorError(Exception):
     """Base of every error Conveyor raises on purpose."""
@@ -139,3 +144,9 @@ class Forbidden(AuthError):
     def __init__(self, scope: str) -> None:
         super().__init__(f"this token lacks the {scope!r} scope")
         self.scope = scope
+
+
+def exit_code(exc: ConveyorError) -> int:
+    """The command line's exit code for an error: 69 when a server or backend cannot be
+    reached (retry later), else 1."""
+    return EXIT_UNAVAILABLE if isinstance(exc, BackendUnavailable) else EXIT_ERROR

@@ -1,5 +1,6 @@
-"""``conveyor worker`` parses its options without typer (``worker_main``): same options,
-usage errors exit 2, and a worker process never imports pydantic or Rich."""
+"""``conveyor worker`` parses its options without typer (``conveyor.worker.command``): same
+options as the typer command, usage errors exit 2, and a worker process never imports typer,
+click, pydantic or Rich."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import subprocess
 import sys
 
 import pytest
+import typer
 
-from conveyor.cli.worker import _child_parser, worker_main
+from conveyor.cli.worker import register
+from conveyor.worker.command import OPTIONS
+from conveyor.worker.command import main as worker_main
+from conveyor.worker.command import parser as _child_parser
 
 
 def test_defaults_and_names_match_the_typer_command() -> None:
@@ -50,6 +55,42 @@ def test_an_unknown_app_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) 
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no_such_module_here" in err and "Traceback" not in err
+
+
+def test_the_typer_command_declares_the_same_options() -> None:
+    cli = typer.Typer()
+    register(cli)
+    command = typer.main.get_command(cli).commands["worker"]  # type: ignore[attr-defined]
+    params = {p.name: p for p in command.params}
+    assert set(params) == set(OPTIONS)
+    for name, option in OPTIONS.items():
+        param = params[name]
+        assert tuple(param.opts) == option.flags, name
+        assert param.required == (option.default is ...), name
+        if option.default is not ...:
+            assert param.default == option.default, name
+        bounds = param if hasattr(param, "min") else getattr(param, "type", None)  # typer/click
+        assert (getattr(bounds, "min", None), getattr(bounds, "max", None)) == (
+            option.min,
+            option.max,
+        ), name
+        assert param.help == option.help, name
+
+
+def test_a_worker_child_process_loads_no_command_line_framework() -> None:
+    """The children of ``--processes N`` run ``python -m conveyor.worker``."""
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['conveyor.worker', '--app', 'no_such_module_here:app']\n"
+        "try:\n    runpy.run_module('conveyor.worker', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('typer', 'click', 'pydantic', 'rich') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stderr
+    assert "no_such_module_here" in out.stderr
 
 
 def test_a_worker_process_loads_neither_pydantic_nor_rich() -> None:

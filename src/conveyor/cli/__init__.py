@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, exit_code
 
 app = typer.Typer(
     name="conveyor",
@@ -30,10 +30,6 @@ COMMAND_MODULES = (
     "conveyor.cli.tokens",  # token create/list/revoke
     "conveyor.cli.webhooks",  # webhooks endpoints
 )
-
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: server or backend unreachable
 
 
 # Commands served by one module alone: load only that one (a worker process need not import
@@ -59,7 +55,7 @@ def main() -> None:
     if len(argv) > 1 and argv[1] == "worker" and not {"--help", "-h"} & set(argv[2:]):
         # A worker process parses its own options (see worker_main): it never builds the
         # typer commands, whose adapters import pydantic (about 8 MiB of RSS).
-        from conveyor.cli.worker import worker_main
+        from conveyor.worker.command import main as worker_main
 
         worker_main(argv[2:])
         return
@@ -67,7 +63,5 @@ def main() -> None:
     try:
         app()
     except ConveyorError as exc:
-        from conveyor.errors import BackendUnavailable
-
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        sys.exit(EXIT_UNAVAILABLE if isinstance(exc, BackendUnavailable) else EXIT_ERROR)
+        sys.exit(exit_code(exc))

@@ -22,10 +22,7 @@ import typer
 from rich.console import Console
 
 from conveyor import __version__
-
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 69
+from conveyor.errors import EXIT_ERROR, EXIT_UNAVAILABLE, EXIT_USAGE
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 

@@ -120,7 +120,7 @@ def _uvicorn_config(api: FastAPI, settings: Settings) -> uvicorn.Config:
 def load_app(spec: str | None) -> Conveyor | None:
     if spec is None:
         return None
-    from conveyor.cli.worker import load_app as load
+    from conveyor.worker.command import load_app as load
 
     return load(spec)
 

@@ -18,7 +18,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
-from conveyor.cli.http import EXIT_UNAVAILABLE, Api, fail, out
+from conveyor.cli.http import Api, fail, out
+from conveyor.errors import EXIT_UNAVAILABLE
 
 LOG_LINES_SHOWN = 15
 RECONNECTS = 5
