@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -121,8 +122,16 @@ async def scenario(args: argparse.Namespace, with_dead: bool) -> tuple[float, in
     healthy, dead = Receiver(hang=False), Receiver(hang=True)
     await healthy.start()
     await dead.start()
-    db = os.path.join(tempfile.mkdtemp(prefix="conveyor-bench-"), "bench.db")
-    url = f"sqlite:///{db}"
+    tmp = tempfile.mkdtemp(prefix="conveyor-bench-")
+    try:
+        return await _scenario(args, with_dead, healthy, dead, f"sqlite:///{tmp}/bench.db")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _scenario(
+    args: argparse.Namespace, with_dead: bool, healthy: Receiver, dead: Receiver, url: str
+) -> tuple[float, int]:
     from conveyor.backends import open_backend
 
     b = open_backend(url)
