@@ -155,7 +155,16 @@ def kill_pids(pids: list[int]) -> None:
                     proc.kill()
 
 
-def run_one(system: str, backend: str, url: str, spec: Spec, timeout: float, work: Path) -> dict:
+def server_pids(backend: str, srv: dict[str, object]) -> list[int]:
+    """The root process of the backend's server (its children are found from it)."""
+    if backend in ("postgresql", "redis"):
+        return [srv[backend].pid]  # type: ignore[attr-defined]
+    return []
+
+
+def run_one(
+    system: str, backend: str, url: str, spec: Spec, timeout: float, work: Path, pids: list[int]
+) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     out, pidfile = work / "result.json", work / "pids"
     cmd = [sys.executable, "-m", "peers.run_one", "--system", system, "--backend", backend,
@@ -163,7 +172,8 @@ def run_one(system: str, backend: str, url: str, spec: Spec, timeout: float, wor
            "--out", str(out)]  # fmt: skip
     # This tree's src first: a git worktree benchmarks its own code, not the editable install's.
     path = os.pathsep.join([str(HERE), str(ROOT / "src")])
-    env = {**os.environ, "BENCH_PIDFILE": str(pidfile), "PYTHONPATH": path}
+    env = {**os.environ, "BENCH_PIDFILE": str(pidfile), "PYTHONPATH": path,
+           "BENCH_SERVER_PIDS": ",".join(map(str, pids))}  # fmt: skip
     with (work / "run.log").open("wb") as log:
         child = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=HERE)
         try:
@@ -219,7 +229,8 @@ def main() -> None:
                 name = f"r{rnd}_{system}_{backend}"
                 t0, load = time.monotonic(), os.getloadavg()[0]
                 with fresh_store(backend, srv, name, tmp) as url:
-                    res = run_one(system, backend, url, spec, args.timeout, tmp / name)
+                    pids = server_pids(backend, srv)
+                    res = run_one(system, backend, url, spec, args.timeout, tmp / name, pids)
                 res["round"], res["seconds"] = rnd, round(time.monotonic() - t0, 1)
                 res["load1"] = round(load, 2)
                 runs.append(res)

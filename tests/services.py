@@ -95,6 +95,11 @@ class PostgresServer:
     def dsn(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    @property
+    def pid(self) -> int:
+        """The postmaster's PID (its backends and background processes are its children)."""
+        return int((self.datadir / "postmaster.pid").read_text().split()[0])
+
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = list(args)
         if self._user:
@@ -181,6 +186,12 @@ class RedisServer:
                 "(apt-get install redis-server)"
             )
         self._tmp = tempfile.mkdtemp(prefix="conveyor-redis-")
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError("the Redis server is not running")
+        return self._proc.pid
 
     @property
     def url(self) -> str:

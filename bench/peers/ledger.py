@@ -108,5 +108,9 @@ class LedgerReader:
         last = max(e for _, e in runs)
         return len(ids) / max((last - first) / 1e9, 1e-9)
 
+    def started_since(self, ids: range, since_ns: int) -> int:
+        """How many runs of ``ids`` started at or after ``since_ns`` (``time.time_ns()``)."""
+        return sum(1 for i in ids for s, _ in self.runs.get(i, ()) if s >= since_ns)
+
     def first_start(self, job_id: int) -> int:
         return min(s for s, _ in self.runs[job_id])

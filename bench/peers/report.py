@@ -31,6 +31,15 @@ def _lat(q: str) -> Callable[[Run], float | None]:
     return lambda r: r.get("latency_ms", {}).get(q)
 
 
+def _cpu(part: str) -> Callable[[Run], float | None]:
+    return lambda r: r.get("cpu_us_per_job", {}).get(part)
+
+
+def _cpu_total(run: Run) -> float | None:
+    cpu = run.get("cpu_us_per_job", {})
+    return cpu["workers"] + cpu["server"] if cpu else None
+
+
 def summarize(runs: Sequence[Run]) -> dict[tuple[str, str], dict[str, float | None | str]]:
     groups: dict[tuple[str, str], list[Run]] = {}
     for r in runs:
@@ -50,6 +59,9 @@ def summarize(runs: Sequence[Run]) -> dict[tuple[str, str], dict[str, float | No
             "mix": _median(rs, "mix", lambda r: r.get("mix_processed")),
             "rss_max": _median(rs, "mix", lambda r: r.get("rss_max_mib")),
             "rss_sum": _median(rs, "mix", lambda r: r.get("rss_sum_mib")),
+            "cpu_workers": _median(rs, "throughput", _cpu("workers")),
+            "cpu_server": _median(rs, "throughput", _cpu("server")),
+            "cpu": _median(rs, "throughput", _cpu_total),
             "runs": f"{sum(1 for r in rs if not r.get('error'))}/{len(rs)}",
             "problems": "; ".join(p.replace("|", "/").replace("\n", " ")[:160] for p in problems),
             "notes": next((r.get("notes", "") for r in rs if r.get("notes")), ""),
@@ -66,8 +78,8 @@ def _ratio(conv: float | None, best: float | None, lower_is_better: bool) -> str
 def ratios(summary: dict[tuple[str, str], dict[str, float | None | str]]) -> list[str]:
     lines = [
         "| backend | fastest peer (processed) | bulk enqueue | single enqueue | processed "
-        "| mix | pickup p50 | pickup p99 |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| mix | pickup p50 | pickup p99 | CPU per job |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for backend in BACKENDS:
         conv = summary.get(("conveyor", backend))
@@ -76,7 +88,8 @@ def ratios(summary: dict[tuple[str, str], dict[str, float | None | str]]) -> lis
             continue
         cells = []
         for metric, low in (("bulk", False), ("single", False), ("processed", False),
-                            ("mix", False), ("p50", True), ("p99", True)):  # fmt: skip
+                            ("mix", False), ("p50", True), ("p99", True),
+                            ("cpu", True)):  # fmt: skip
             vals = [(v[metric], s) for s, v in peers.items() if isinstance(v[metric], float)]
             if not vals:
                 cells.append("—")
@@ -87,6 +100,15 @@ def ratios(summary: dict[tuple[str, str], dict[str, float | None | str]]) -> lis
                        if isinstance(v["processed"], float)), default=(None, "—"))  # fmt: skip
         lines.append(f"| {backend} | {fastest[1]} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _cpu_cell(v: dict[str, float | None | str]) -> str:
+    total, workers, server = v["cpu"], v["cpu_workers"], v["cpu_server"]
+    if not isinstance(total, float) or not isinstance(workers, float):
+        return "—"
+    if not isinstance(server, float) or server == 0:
+        return f"{total:,.0f}"
+    return f"{total:,.0f} ({workers:,.0f} + {server:,.0f})"
 
 
 def render(runs: Sequence[Run], spec: Spec, info: dict[str, str]) -> str:
@@ -116,13 +138,17 @@ def render(runs: Sequence[Run], spec: Spec, info: dict[str, str]) -> str:
         f"{s['rate']:g}/s to idle workers (job start minus the instant before the enqueue "
         "call; asyncio libraries are called from inside one running event loop); "
         f"mix: {s['mix_jobs']:,} jobs sleeping 1-50 ms, concurrency "
-        f"{s['mix_concurrency']} per process; RSS of every process of the mix workers. "
+        f"{s['mix_concurrency']} per process; RSS of every process of the mix workers; "
+        "CPU per job: user + system time of the throughput phase's worker processes and of "
+        "the server's processes (none for SQLite), per job, from the moment a tenth of the "
+        "jobs had run (start-up left out) to the last. "
         "A phase that lost or duplicated a job shows — and is listed under problems.",
         "",
         "| system | backend | single enqueue/s | bulk enqueue/s | processed/s | p50 ms | p95 ms "
-        "| p99 ms | max ms | mix jobs/s | RSS max MiB | RSS sum MiB | runs ok | problems |",
+        "| p99 ms | max ms | mix jobs/s | RSS max MiB | RSS sum MiB | CPU µs/job (workers + "
+        "server) | runs ok | problems |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| --- | --- |",
+        "| ---: | --- | --- |",
     ]
     for backend in BACKENDS:
         for (system, b), v in sorted(summary.items(), key=lambda kv: kv[0][0] != "conveyor"):
@@ -133,14 +159,14 @@ def render(runs: Sequence[Run], spec: Spec, info: dict[str, str]) -> str:
                 f"| {_num(v['single'])} | {_num(v['bulk'])} | {_num(v['processed'])} "  # type: ignore[arg-type]
                 f"| {_num(v['p50'], 1)} | {_num(v['p95'], 1)} | {_num(v['p99'], 1)} "  # type: ignore[arg-type]
                 f"| {_num(v['max'], 1)} | {_num(v['mix'])} | {_num(v['rss_max'], 1)} "  # type: ignore[arg-type]
-                f"| {_num(v['rss_sum'], 1)} | {v['runs']} | {v['problems']} |"  # type: ignore[arg-type]
+                f"| {_num(v['rss_sum'], 1)} | {_cpu_cell(v)} | {v['runs']} | {v['problems']} |"  # type: ignore[arg-type]
             )
     head += [
         "",
         "## Conveyor's ratio to the fastest peer on the same backend",
         "",
-        "Above 1x Conveyor is ahead (rates: Conveyor / best peer; latency: best peer / "
-        "Conveyor). The peer named is the best one for that column.",
+        "Above 1x Conveyor is ahead (rates: Conveyor / best peer; latency and CPU per job: "
+        "best peer / Conveyor). The peer named is the best one for that column.",
         "",
         *ratios(summary),
         "",

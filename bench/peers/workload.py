@@ -8,7 +8,13 @@
    ``rate``/s; latency = job start - the instant just before the enqueue call;
 3. realistic mix: ``mix_jobs`` jobs sleeping 1-50 ms (fixed per job id), fresh workers with
    ``mix_concurrency`` per process (or the system's equivalent); processed jobs/s;
-4. RSS of every process of the worker command trees, taken before they are stopped.
+4. RSS of every process of the worker command trees, taken before they are stopped;
+5. CPU per processed job in the throughput phase: user + system time of the worker command
+   trees and of the backend's server (every process of it; ``$BENCH_SERVER_PIDS``, set by
+   compare.py; none for SQLite, whose work is done in the workers) from the moment a tenth
+   of the jobs have run (worker start-up left out) to the last one, divided by the jobs that
+   started in that window (their start times are in the ledger). Processes that exit in the
+   window are counted through their parent's reaped-children times.
 
 Each phase counts lost and duplicated jobs from the ledger; a phase with either is FAILED,
 and its rate is not reported as a result.
@@ -23,7 +29,7 @@ import signal
 import statistics
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -116,11 +122,35 @@ class Result:
     mix_processed: float | None = None
     rss_max_mib: float | None = None
     rss_sum_mib: float | None = None
+    cpu_us_per_job: dict[str, float] = field(default_factory=dict)  # workers, server
     verified: dict[str, str] = field(default_factory=dict)
     error: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def tree_cpu_seconds(roots: Sequence[int]) -> float:
+    """User + system CPU of the processes ``roots`` and everything below them, plus what
+    their exited children used (reaped-children times): a difference of two readings counts
+    a process that ended in between too."""
+    total = 0.0
+    for pid in roots:
+        try:
+            root = psutil.Process(pid)
+            times = root.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+            for proc in root.children(recursive=True):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    t = proc.cpu_times()
+                    total += t.user + t.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def server_pids() -> list[int]:
+    return [int(p) for p in os.environ.get("BENCH_SERVER_PIDS", "").split(",") if p.strip()]
 
 
 class Workers:
@@ -146,6 +176,9 @@ class Workers:
             except psutil.NoSuchProcess:
                 continue
         return out
+
+    def cpu_seconds(self) -> float:
+        return tree_cpu_seconds([p.pid for p in self.procs])
 
     def check_alive(self) -> None:
         for p in self.procs:
@@ -187,17 +220,32 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
     return {"p50": q[49], "p95": q[94], "p99": q[98], "max": ordered[-1]}
 
 
-def wait_for(ledger: LedgerReader, ids: range, workers: Workers, timeout: float) -> str:
-    """Wait until every id ran (or the timeout); then a short settle for duplicates."""
-    deadline = time.monotonic() + timeout
+def wait_seen(
+    ledger: LedgerReader, ids: range, count: int, workers: Workers, deadline: float, poll: float
+) -> None:
+    """Wait until ``count`` of ``ids`` ran (or ``time.monotonic()`` passes ``deadline``)."""
     while True:
         ledger.poll()
-        if ledger.seen(ids) >= len(ids):
-            break
+        if ledger.seen(ids) >= count:
+            return
         workers.check_alive()
         if time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+            return
+        time.sleep(poll)
+
+
+def wait_for(
+    ledger: LedgerReader,
+    ids: range,
+    workers: Workers,
+    timeout: float,
+    when_seen: Callable[[], None] | None = None,
+) -> str:
+    """Wait until every id ran (or the timeout), call ``when_seen``, then settle briefly for
+    duplicates."""
+    wait_seen(ledger, ids, len(ids), workers, time.monotonic() + timeout, 0.05)
+    if when_seen is not None:
+        when_seen()
     time.sleep(0.3)
     ledger.poll()
     lost, dup = ledger.count(ids)
@@ -229,9 +277,26 @@ def throughput(
     workers = Workers(a.worker_commands(spec, mix=False), env, log)
     try:
         everything = range(TP_BASE, bulk.stop)
-        res.verified["throughput"] = wait_for(ledger, everything, workers, spec.phase_timeout)
+        deadline = time.monotonic() + spec.phase_timeout
+        wait_seen(ledger, everything, len(everything) // 10, workers, deadline, 0.002)
+        servers = server_pids()
+        start = (time.time_ns(), workers.cpu_seconds(), tree_cpu_seconds(servers))
+        end: list[float] = []
+
+        def at_end() -> None:
+            end.extend((workers.cpu_seconds(), tree_cpu_seconds(servers)))
+
+        res.verified["throughput"] = wait_for(
+            ledger, everything, workers, max(deadline - time.monotonic(), 0.0), at_end
+        )
         if res.verified["throughput"] == "ok":
             res.processed = ledger.span_rate(everything)
+            jobs = ledger.started_since(everything, start[0])
+            if jobs:
+                res.cpu_us_per_job = {
+                    "workers": (end[0] - start[1]) / jobs * 1e6,
+                    "server": (end[1] - start[2]) / jobs * 1e6,
+                }
         time.sleep(1.0)  # idle workers
         latency(a, spec, ledger, workers, res)
     finally:
