@@ -76,7 +76,10 @@ class LedgerReader:
         self.partial: dict[Path, str] = {}
         self.runs: dict[int, list[tuple[int, int]]] = {}
 
-    def poll(self) -> None:
+    def poll(self) -> list[int]:
+        """Read what the workers wrote since the last poll; returns the ids seen for the first
+        time (so a caller can count as it goes instead of scanning every id)."""
+        first: list[int] = []
         for path in self.directory.glob("*.log"):
             with path.open("r", encoding="ascii") as f:
                 f.seek(self.offsets.get(path, 0))
@@ -90,7 +93,11 @@ class LedgerReader:
                 self.partial[path] = lines[-1]
             for line in lines[:-1]:
                 job, start, end = line.split()
-                self.runs.setdefault(int(job), []).append((int(start), int(end)))
+                runs = self.runs.setdefault(int(job), [])
+                if not runs:
+                    first.append(int(job))
+                runs.append((int(start), int(end)))
+        return first
 
     def seen(self, ids: range) -> int:
         return sum(1 for i in ids if i in self.runs)
