@@ -1,4 +1,5 @@
-"""The ``conveyor`` command line (Typer + Rich). The only place that installs signal handlers.
+"""The ``conveyor`` command line (Typer + Rich). With ``conveyor.worker.command`` (the worker
+process's own entry point, D22), the only place that installs signal handlers.
 
 Each command group lives in its own module with a ``register(app)`` function; heavy imports
 (the web stack, drivers) happen inside the commands, so ``conveyor worker`` never loads
@@ -53,8 +54,8 @@ def _register_all(argv: list[str] | None = None) -> None:
 def main() -> None:
     argv = sys.argv
     if len(argv) > 1 and argv[1] == "worker" and not {"--help", "-h"} & set(argv[2:]):
-        # A worker process parses its own options (see worker_main): it never builds the
-        # typer commands, whose adapters import pydantic (about 8 MiB of RSS).
+        # A worker process parses its own options (conveyor.worker.command, D22): it never
+        # builds the typer commands, whose adapters import pydantic (about 8 MiB of RSS).
         from conveyor.worker.command import main as worker_main
 
         worker_main(argv[2:])

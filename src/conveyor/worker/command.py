@@ -4,7 +4,7 @@
 their options here with argparse, from ``OPTIONS``; the typer command in
 ``conveyor.cli.worker`` declares the same options from the same table (for ``conveyor
 worker --help``). A worker process so never imports typer, click or Rich: its memory
-footprint matters (docs/performance.md, "Ninth pass").
+footprint matters (docs/performance.md, "Ninth pass"; docs/decisions.md D22).
 
 This module installs the worker process's signal handlers: the first SIGTERM/SIGINT stops
 the worker gracefully (``--grace``), a second one at once (jobs still released). The
