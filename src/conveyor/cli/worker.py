@@ -16,7 +16,15 @@ import typer
 from conveyor.backend import MigrationStatus
 from conveyor.backends import mask_url, open_backend
 from conveyor.settings import resolve_database_url
-from conveyor.worker.command import APP_HELP, OPTIONS, URL_HELP, load_app, run, translate
+from conveyor.worker.command import (
+    APP_HELP,
+    DESCRIPTION,
+    OPTIONS,
+    URL_HELP,
+    load_app,
+    run,
+    translate,
+)
 
 
 def _option(name: str) -> Any:  # typed like typer.Option: a default of any parameter type
@@ -36,7 +44,6 @@ def worker_command(
     database_url: str | None = _option("database_url"),
     metrics_port: int | None = _option("metrics_port"),
 ) -> None:
-    """Run a worker: claim jobs from the queues and run the app's tasks."""
     code = run(
         app_spec=app_spec,
         queues=queues,
@@ -72,5 +79,5 @@ def migrate_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("worker")(worker_command)
+    app.command("worker", help=DESCRIPTION)(worker_command)
     app.command("migrate")(migrate_command)

@@ -235,7 +235,7 @@ def _run_loop(main: Coroutine[object, object, None]) -> None:
         try:
             import uvloop
         except ImportError:
-            pass
+            pass  # not installed: the standard asyncio loop (factory stays None)
         else:
             factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
